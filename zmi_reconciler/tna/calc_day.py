@@ -1,0 +1,239 @@
+"""Daily calculation (ZMI "Tagesberechnung"): one employee's bookings of one local day -> :class:`DailyValue`.
+
+Pure functions, no I/O. All durations integer minutes; times are local minutes of day (0..1440).
+
+Steps of :func:`calculate_day`, in order (ZMI manual rules, SPEC section 7):
+
+1. **Pairing**: bookings in time order; a come pairs with the next go. A come followed by another come, or
+   left open at the end of the day, is MISSING_GO; a go without an open come is MISSING_COME. Errors are
+   reported only when the day is final (the day after); before that the value is ``provisional``.
+   Day change "auto-complete at midnight": a come still open at midnight whose go is on the next day is
+   closed at 24:00 and reopened at 00:00 of the next day (:class:`DayChange`, :func:`day_change_context`).
+2. **Presence** = minutes inside pairs; **booked breaks** = gaps between consecutive pairs;
+   **gross** = presence + booked breaks (first come to last go of the paired time).
+3. **Breaks** (:class:`~zmi_reconciler.tna.models.BreakRule`): fixed (overlap of presence with the window,
+   regardless of booked breaks), variable (same, but only when no booked break overlaps the window), minimum
+   (the total break must reach the required minutes once presence is strictly longer than the threshold;
+   booked, fixed and variable breaks count toward it; "minutes difference" requires only the minutes beyond the
+   threshold). ``breaks`` = booked + deducted.
+4. **Maximum net time**: worked net above ``max_net_minutes`` is cut and reported as ``capped``.
+5. **Credit**: holiday credit per category; on working days without bookings the plan's no-booking rule.
+6. ``net = gross - breaks - capped + credited``; ``difference = net - target``; overtime/undertime split it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from zmi_reconciler.tna.models import (MINUTES_PER_DAY, MISSING_COME, MISSING_GO, NO_BOOKINGS, Booking,
+                                       BreakRule, DailyValue, DayPlan, EmployeeId)
+
+Interval = tuple[int, int]  # [start, end) in local minutes of day
+
+
+@dataclass(frozen=True, slots=True)
+class DayChange:
+    """How a day connects to its neighbours across midnight (ZMI "Tageswechsel: automatisch ergänzen").
+
+    ``carried_in``: a come of the previous day is still open; this day's first booking (a go) pairs with
+    00:00. ``continues``: this day's last booking (a come) continues past midnight and pairs with 24:00.
+    Compute both with :func:`day_change_context`; :func:`calculate_day` raises ``ValueError`` when the
+    bookings contradict them (carried in but the first booking is not a go, continuing but the last is no come).
+    """
+
+    carried_in: bool = False
+    continues: bool = False
+
+
+NO_DAY_CHANGE = DayChange()
+
+
+def _ordered(bookings: Iterable[Booking]) -> list[Booking]:
+    return sorted(bookings, key=lambda b: b.minute)  # stable: equal minutes keep input order
+
+
+def _auto_completes(come_day_plan: DayPlan | None, go_day_plan: DayPlan | None) -> bool:
+    plan = come_day_plan if come_day_plan is not None else go_day_plan
+    return plan is not None and plan.day_change == "auto_complete_midnight"
+
+
+def day_change_context(previous: Sequence[Booking], current: Sequence[Booking], following: Sequence[Booking],
+                       previous_plan: DayPlan | None, plan: DayPlan | None,
+                       next_plan: DayPlan | None) -> DayChange:
+    """The :class:`DayChange` of a day from its own and its neighbours' bookings and day plans.
+
+    A shift crosses midnight when the come day's last booking is a come and the go day's first booking is a
+    go. It is split at midnight when the come day's plan says ``auto_complete_midnight``; when the come day is
+    free (no plan), the go day's plan decides. ``following`` may be empty while the next day has no bookings
+    yet: the come then stays open (MISSING_GO once the day is final).
+    """
+    prev, cur, nxt = _ordered(previous), _ordered(current), _ordered(following)
+    carried_in = (bool(prev) and bool(cur) and prev[-1].direction == "come" and cur[0].direction == "go"
+                  and _auto_completes(previous_plan, plan))
+    continues = (bool(cur) and bool(nxt) and cur[-1].direction == "come" and nxt[0].direction == "go"
+                 and _auto_completes(plan, next_plan))
+    return DayChange(carried_in=carried_in, continues=continues)
+
+
+def pair_bookings(bookings: Iterable[Booking], day_change: DayChange = NO_DAY_CHANGE
+                  ) -> tuple[list[Interval], list[str]]:
+    """Pair comes with the next go -> (pairs as [start, end) minute intervals, error codes in order found).
+
+    Error codes: MISSING_GO for each come without a go, MISSING_COME for each go without a come (one code per
+    unpaired booking; :func:`calculate_day` reports each code once). Raises ``ValueError`` when
+    ``day_change`` contradicts the bookings.
+    """
+    ordered = _ordered(bookings)
+    if day_change.carried_in and (not ordered or ordered[0].direction != "go"):
+        raise ValueError("carried_in needs the day's first booking to be a go")
+    if day_change.continues and (not ordered or ordered[-1].direction != "come"):
+        raise ValueError("continues needs the day's last booking to be a come")
+    pairs: list[Interval] = []
+    errors: list[str] = []
+    open_at: int | None = 0 if day_change.carried_in else None
+    for booking in ordered:
+        if booking.direction == "come":
+            if open_at is not None:
+                errors.append(MISSING_GO)
+            open_at = booking.minute
+        elif open_at is None:
+            errors.append(MISSING_COME)
+        else:
+            pairs.append((open_at, booking.minute))
+            open_at = None
+    if open_at is not None:
+        if day_change.continues:
+            pairs.append((open_at, MINUTES_PER_DAY))
+        else:
+            errors.append(MISSING_GO)
+    return pairs, errors
+
+
+def _overlap(intervals: Iterable[Interval], start: int, end: int) -> int:
+    return sum(max(0, min(e, end) - max(s, start)) for s, e in intervals)
+
+
+def _gaps(pairs: Sequence[Interval]) -> list[Interval]:
+    return [(pairs[i][1], pairs[i + 1][0]) for i in range(len(pairs) - 1) if pairs[i + 1][0] > pairs[i][1]]
+
+
+def _window_deduction(rule: BreakRule, pairs: Sequence[Interval], gaps: Sequence[Interval]) -> int:
+    assert rule.start is not None and rule.end is not None
+    if rule.kind == "variable" and _overlap(gaps, rule.start, rule.end) > 0:
+        return 0  # a booked break in the window replaces the variable break
+    return min(rule.minutes, _overlap(pairs, rule.start, rule.end))
+
+
+def required_minimum_break(rules: Iterable[BreakRule], presence: int) -> int:
+    """Total break the minimum rules require for ``presence`` minutes (ZMI "Mindestpause nach X Minuten").
+
+    A rule applies only when presence is STRICTLY longer than ``after_minutes`` (ArbZG §4: exactly 6 h needs
+    no break). With ``minutes_difference`` it requires ``min(minutes, presence - after_minutes)``.
+    Rules add up (30 after 360 + 15 after 540 -> 45 for presence 570).
+    """
+    total = 0
+    for rule in rules:
+        if rule.kind != "minimum":
+            continue
+        assert rule.after_minutes is not None
+        if presence > rule.after_minutes:
+            beyond = presence - rule.after_minutes
+            total += min(rule.minutes, beyond) if rule.minutes_difference else rule.minutes
+    return total
+
+
+def deducted_breaks(rules: Sequence[BreakRule], pairs: Sequence[Interval]) -> int:
+    """Minutes deducted from presence by the plan's break rules for the paired ``pairs`` (see module doc).
+
+    Booked breaks (gaps between pairs) are not deducted (they are not presence) but count toward the minimum
+    requirement. Never more than the presence.
+    """
+    presence = sum(e - s for s, e in pairs)
+    gaps = _gaps(pairs)
+    booked = sum(e - s for s, e in gaps)
+    window = sum(_window_deduction(r, pairs, gaps) for r in rules if r.kind != "minimum")
+    extra = max(0, required_minimum_break(rules, presence) - booked - window)
+    return min(presence, window + extra)
+
+
+def _dedupe(codes: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(codes))
+
+
+def calculate_day(employee_id: EmployeeId, day: dt.date, bookings: Iterable[Booking], plan: DayPlan | None,
+                  *, holiday_category: int | None = None, final: bool = True,
+                  day_change: DayChange = NO_DAY_CHANGE) -> DailyValue:
+    """Evaluate one employee's local ``day`` -> :class:`DailyValue` (all minutes; rules in the module doc).
+
+    ``bookings``: the day's come/go bookings (any order). ``plan``: the day plan, ``None`` for a free day
+    (target 0, no break rules; booked time is overtime). ``holiday_category``: 1/2/3 on a public holiday
+    (credit per :meth:`DayPlan.holiday_credit`, added to any worked time; the no-booking rule does not apply).
+    ``final``: the day is over (it is the day after or later; see :func:`is_final`); when False the value is
+    provisional and carries no errors. ``day_change``: midnight links from :func:`day_change_context`.
+
+    Days without bookings on a working day (plan with target > 0, no holiday) follow
+    ``plan.no_booking_rule``: ``deduct_target`` -> difference -target; ``take_over_target`` -> credited =
+    target, difference 0; ``no_evaluation`` -> target 0, difference 0 and NO_BOOKINGS on a final day.
+    Raises ``ValueError`` for an invalid holiday category or a ``day_change`` the bookings contradict.
+    """
+    bookings = list(bookings)
+    pairs, pairing_errors = pair_bookings(bookings, day_change)
+    target = plan.target_minutes if plan is not None else 0
+    presence = sum(e - s for s, e in pairs)
+    gross = pairs[-1][1] - pairs[0][0] if pairs else 0
+    deducted = deducted_breaks(plan.breaks, pairs) if plan is not None else 0
+    worked = presence - deducted
+    capped = 0
+    if plan is not None and plan.max_net_minutes is not None:
+        capped = max(0, worked - plan.max_net_minutes)
+    credited = 0
+    errors = list(pairing_errors)
+    if plan is not None and holiday_category is not None:
+        credited = plan.holiday_credit(holiday_category)
+    elif plan is not None and not bookings and target > 0:
+        if plan.no_booking_rule == "take_over_target":
+            credited = target
+        elif plan.no_booking_rule == "no_evaluation":
+            target = 0
+            errors.append(NO_BOOKINGS)
+    net = worked - capped + credited
+    difference = net - target
+    return DailyValue(
+        employee_id=employee_id, date=day, gross=gross, breaks=gross - presence + deducted, net=net,
+        target=target, difference=difference, overtime=max(difference, 0), undertime=max(-difference, 0),
+        capped=capped, errors=_dedupe(errors) if final else (), provisional=not final,
+        holiday_category=holiday_category, presence=presence, credited=credited)
+
+
+def is_final(day: dt.date, today: dt.date) -> bool:
+    """A day is final from the next local day on (ZMI: errors are shown the day after)."""
+    return day < today
+
+
+def calculate_days(employee_id: EmployeeId, days: Iterable[dt.date],
+                   bookings: Mapping[dt.date, Sequence[Booking]],
+                   plan_for: Callable[[dt.date], DayPlan | None],
+                   holiday_for: Callable[[dt.date], int | None], today: dt.date) -> list[DailyValue]:
+    """Evaluate several days of one employee, linking neighbours across midnight.
+
+    ``bookings`` maps local dates to that day's bookings and must include the day before and the day after
+    each requested day when they have bookings (for :func:`day_change_context`). ``plan_for`` and
+    ``holiday_for`` return the day plan (None = free) and holiday category (None = no holiday) of a date.
+    ``today`` is the current local date: days before it are final. Returns values in the order of ``days``.
+    """
+    one = dt.timedelta(days=1)
+    values = []
+    for day in days:
+        change = day_change_context(bookings.get(day - one, ()), bookings.get(day, ()),
+                                    bookings.get(day + one, ()), plan_for(day - one), plan_for(day),
+                                    plan_for(day + one))
+        values.append(calculate_day(employee_id, day, bookings.get(day, ()), plan_for(day),
+                                    holiday_category=holiday_for(day), final=is_final(day, today),
+                                    day_change=change))
+    return values
+
+
+__all__ = ["DayChange", "NO_DAY_CHANGE", "calculate_day", "calculate_days", "day_change_context",
+           "deducted_breaks", "is_final", "pair_bookings", "required_minimum_break"]
