@@ -1,0 +1,109 @@
+"""Property tests of the timing math (hypothesis): ordering, strictness, consistency, grids."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from itertools import islice
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zmi_reconciler.schema import (WEEKDAYS, DailyTiming, HoursTiming, MinutesTiming, MonthlyTiming, SecondsTiming,
+                                   WeeklyTiming)
+from zmi_reconciler.timing import iter_fires, next_fire
+
+UTC = timezone.utc
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Zones with whole-hour, half-hour and 45-minute offsets, 30-minute DST (Lord_Howe), midnight transitions
+# (Santiago, Havana) and a zone without DST.
+ZONES = [ZoneInfo(k) for k in ("UTC", "Europe/Berlin", "America/New_York", "Europe/London", "Australia/Lord_Howe",
+                               "America/Santiago", "America/Havana", "Asia/Kolkata", "Pacific/Chatham",
+                               "America/St_Johns")]
+WHOLE_HOUR_ZONES = [ZoneInfo(k) for k in ("UTC", "Europe/Berlin", "America/New_York", "Europe/London")]
+
+hhmm = st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.sampled_from([0, 1, 15, 30, 45, 59]))
+interval_timings = st.one_of(
+    st.builds(SecondsTiming, type=st.just("seconds"), every=st.integers(1, 86400)),
+    st.builds(MinutesTiming, type=st.just("minutes"), every=st.integers(1, 1440)),
+)
+wall_timings = st.one_of(
+    st.builds(HoursTiming, type=st.just("hours"), every=st.integers(1, 24), minute=st.integers(0, 59)),
+    st.builds(DailyTiming, type=st.just("daily"), at=hhmm),
+    st.builds(DailyTiming, type=st.just("daily"), at=st.lists(hhmm, min_size=1, max_size=4, unique=True)),
+    st.builds(WeeklyTiming, type=st.just("weekly"), at=hhmm,
+              days=st.lists(st.sampled_from(WEEKDAYS), min_size=1, max_size=7, unique=True)),
+    st.builds(MonthlyTiming, type=st.just("monthly"), at=hhmm,
+              day=st.one_of(st.integers(1, 31), st.just("last")), short_month=st.sampled_from(["last_day", "skip"])),
+)
+afters = st.datetimes(min_value=datetime(1975, 1, 1), max_value=datetime(2090, 12, 31), timezones=st.just(UTC))
+zones = st.sampled_from(ZONES)
+COUNT = 12
+
+
+@settings(max_examples=150, deadline=None)
+@given(t=st.one_of(interval_timings, wall_timings), zone=zones, after=afters)
+def test_fires_strictly_increasing_after_and_consistent(t, zone, after):
+    got = list(islice(iter_fires(t, zone, after), COUNT))
+    assert len(got) == COUNT
+    assert all(f.tzinfo is UTC for f in got)
+    assert got[0] > after
+    assert all(a < b for a, b in zip(got, got[1:]))
+    assert next_fire(t, zone, after) == got[0]
+    # Restarting from any fire continues with the rest: the generator's merge has no state of its own.
+    for i in (0, COUNT // 2):
+        assert list(islice(iter_fires(t, zone, got[i]), COUNT - i - 1)) == got[i + 1:]
+    # The zone in which `after` is given does not matter.
+    assert next_fire(t, zone, after.astimezone(zone)) == got[0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(t=interval_timings, zone=zones, after=afters)
+def test_interval_fires_on_the_epoch_grid(t, zone, after):
+    period = t.every if t.type == "seconds" else t.every * 60
+    got = list(islice(iter_fires(t, zone, after), 5))
+    for f in got:
+        assert (f - EPOCH) % timedelta(seconds=period) == timedelta(0)
+    assert got[0] - after <= timedelta(seconds=period)
+    assert all(b - a == timedelta(seconds=period) for a, b in zip(got, got[1:]))
+
+
+def _slots(t) -> list[time]:
+    if t.type == "hours":
+        return [time(h, t.minute) for h in range(0, 24, t.every)]
+    if t.type == "daily":
+        return [time.fromisoformat(x) for x in t.times]
+    return [time.fromisoformat(t.at)]
+
+
+def _nonexistent(day: date, slot: time, zone: ZoneInfo) -> bool:
+    wall = datetime.combine(day, slot, tzinfo=zone)
+    return wall.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != wall.replace(tzinfo=None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(t=wall_timings, zone=zones, after=afters)
+def test_wall_fires_are_at_a_slot_or_out_of_a_gap(t, zone, after):
+    slots = _slots(t)
+    for f in islice(iter_fires(t, zone, after), COUNT):
+        local = f.astimezone(zone)
+        if local.time().replace(tzinfo=None) in slots:
+            if not (t.type == "hours" and t.every == 1):
+                assert local.fold == 0  # a time that occurs twice fires at its first occurrence
+            continue
+        assert any(_nonexistent(d, s, zone) for d in (local.date(), local.date() - timedelta(days=1)) for s in slots)
+
+
+@settings(max_examples=100, deadline=None)
+@given(t=st.builds(DailyTiming, type=st.just("daily"), at=hhmm), zone=zones, after=afters)
+def test_daily_fires_once_per_local_day(t, zone, after):
+    days = [f.astimezone(zone).date() for f in islice(iter_fires(t, zone, after), COUNT)]
+    assert all(b - a == timedelta(days=1) for a, b in zip(days, days[1:]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(minute=st.integers(0, 59), zone=st.sampled_from(WHOLE_HOUR_ZONES), after=afters)
+def test_hourly_every_1_is_every_real_hour(minute, zone, after):
+    t = HoursTiming(type="hours", every=1, minute=minute)
+    got = list(islice(iter_fires(t, zone, after), 30))
+    assert all(b - a == timedelta(hours=1) for a, b in zip(got, got[1:]))
