@@ -1,0 +1,678 @@
+"""The journal: an append-only JSON-lines record of everything that happened (SPEC section 4).
+
+Layout: ``<journal_dir>/YYYY-MM-DD.jsonl``, one file per UTC day; each line one JSON object with ``ts``
+(UTC, milliseconds, ISO 8601 with ``Z``) and ``event`` followed by the event's fields. Datetimes in fields are
+written as ISO 8601 UTC with ``Z``.
+
+Writing: every event is one whole line, written with a single ``os.write`` on an ``O_APPEND`` descriptor while
+holding a thread lock and a cross-process file lock (``filelock`` on ``<journal_dir>/.journal.lock``), so a CLI
+``run`` in another process can write the same journal. ``run_finished`` and ``run_interrupted`` are fsynced.
+A file that ends in a torn line (crash mid-write) is terminated with a newline before the next append, so the
+torn line stays one invalid line and never swallows the next event.
+
+Reading: :class:`Journal` builds an in-memory index at open (one pass over the retained files) and keeps it up
+to date on every append and before every query (it re-reads from the last known offset of the newest files, so
+lines appended by another process show up; the cost when nothing changed is a ``stat``). Per run the index keeps
+a small summary plus the positions (day, byte offset) of its events; task results and logs are loaded from disk
+on demand by :meth:`Journal.get_run`. Invalid lines are skipped with a warning naming ``file:line``; a torn last
+line is skipped with a warning and is never fatal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import threading
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date, datetime, timedelta, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from filelock import FileLock
+
+from zmi_reconciler.tasks.base import utc_now
+
+log = logging.getLogger(__name__)
+
+EVENTS = frozenset({
+    "schedule_loaded", "schedule_updated", "schedule_removed", "schedule_invalid", "schedule_paused",
+    "schedule_resumed", "run_started", "task_started", "task_log", "task_finished", "run_finished",
+    "run_skipped", "run_missed", "run_interrupted",
+})
+#: Events after which the file is fsynced (the record of a run's end must survive a power cut).
+FSYNC_EVENTS = frozenset({"run_finished", "run_interrupted"})
+#: Triggers whose ``scheduled_for`` counts as a consumed slot (manual runs do not move the timing).
+SLOT_TRIGGERS = frozenset({"scheduled", "catch_up"})
+RUNNING = "running"
+INTERRUPTED = "interrupted"
+
+_FILE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
+_LOCK_NAME = ".journal.lock"
+_OFFSET_BITS = 40  # a position is day_ordinal << 40 | byte offset (files up to 1 TiB)
+_OFFSET_MASK = (1 << _OFFSET_BITS) - 1
+_READ_CHUNK = 4 << 20
+_INDEX_KEYS = frozenset({"ts", "event", "schedule", "run_id", "pid"})
+
+
+def iso_utc(value: datetime, *, ms: bool = False) -> str:
+    """Aware datetime -> ISO 8601 UTC with ``Z``. Naive values are taken as UTC.
+
+    ``ms`` True always writes milliseconds (``2026-11-29T04:00:00.000Z``); otherwise milliseconds appear only
+    when the instant has a fractional second.
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    value = value.astimezone(timezone.utc)
+    if ms or value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_utc(value: str) -> datetime:
+    """ISO 8601 string (``Z`` or offset; naive taken as UTC) -> aware UTC datetime. Raises ``ValueError``."""
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"journal: cannot serialise {type(value).__name__}")
+
+
+def encode_event(record: dict[str, Any]) -> bytes:
+    """One event -> one line of UTF-8 JSON ending in ``\\n`` (no newline inside; datetimes as ISO UTC)."""
+    text = json.dumps(record, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8") + b"\n"
+
+
+class _Head(msgspec.Struct):
+    """The fields the index needs from a line; everything else is skipped by the decoder."""
+
+    ts: datetime
+    event: str
+    schedule: str | None = None
+    run_id: str | None = None
+    trigger: str | None = None
+    scheduled_for: datetime | None = None
+    status: str | None = None
+    pid: int | None = None
+
+
+_HEAD = msgspec.json.Decoder(_Head)
+
+
+def _ms(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return round(value.timestamp() * 1000)
+
+
+def _from_ms(value: int | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+
+
+class _Run:
+    """Index entry of one run: summary fields (instants as epoch milliseconds) and its event positions."""
+
+    __slots__ = ("run_id", "schedule", "trigger", "scheduled_ms", "started_ms", "finished_ms", "status", "pid",
+                 "positions")
+
+    def __init__(self, head: _Head, pos: int) -> None:
+        self.run_id: str = head.run_id  # type: ignore[assignment]
+        self.schedule: str = head.schedule or head.run_id.partition("@")[0]  # type: ignore[union-attr]
+        self.trigger = head.trigger
+        self.scheduled_ms = _ms(head.scheduled_for) if head.scheduled_for else None
+        self.started_ms = _ms(head.ts)
+        self.finished_ms: int | None = None
+        self.status = RUNNING
+        self.pid = head.pid
+        self.positions = array("q", (pos,))
+
+    def summary(self) -> dict[str, Any]:
+        duration = None if self.finished_ms is None else self.finished_ms - self.started_ms
+        return {
+            "run_id": self.run_id, "schedule": self.schedule, "trigger": self.trigger,
+            "scheduled_for": _from_ms(self.scheduled_ms), "started_at": _from_ms(self.started_ms),
+            "finished_at": _from_ms(self.finished_ms), "status": self.status, "duration_ms": duration,
+        }
+
+
+class _ScheduleIndex:
+    __slots__ = ("runs", "last_slot_ms", "last_success_ms")
+
+    def __init__(self) -> None:
+        self.runs: list[_Run] = []
+        self.last_slot_ms: int | None = None
+        self.last_success_ms: int | None = None
+
+
+class _FileState:
+    """How far one day file has been read: byte offset after the last complete line, and its line count."""
+
+    __slots__ = ("day", "path", "offset", "lines", "torn_warned")
+
+    def __init__(self, day: date, path: Path) -> None:
+        self.day = day
+        self.path = path
+        self.offset = 0
+        self.lines = 0
+        self.torn_warned = False
+
+
+class Journal:
+    """Append-only journal with an in-memory run index. Thread-safe; several processes may append at once.
+
+    ``directory``: the journal folder (created if missing). ``retention_days``: :meth:`apply_retention` deletes
+    day files older than this many days. ``clock``: returns the current instant as an aware UTC datetime.
+    Construction reads every retained file once (invalid lines are skipped with a warning).
+
+    Run summaries (from :meth:`runs`, :meth:`last_run`) are dicts with ``run_id``, ``schedule``, ``trigger``,
+    ``scheduled_for`` (aware UTC or None), ``started_at``, ``finished_at`` (None while running), ``status``
+    (``running`` until ``run_finished``/``run_interrupted``, then the recorded status) and ``duration_ms``.
+    """
+
+    def __init__(self, directory: Path, retention_days: int = 90,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.directory = Path(directory)
+        self.retention_days = retention_days
+        self._clock = clock
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._flock = FileLock(str(self.directory / _LOCK_NAME), thread_local=False, poll_interval=0.002)
+        self._files: dict[int, _FileState] = {}  # day ordinal -> state
+        self._runs: dict[str, _Run] = {}
+        self._schedules: dict[str, _ScheduleIndex] = {}
+        self._write_fd: int | None = None
+        self._write_day: date | None = None
+        with self._lock:
+            self._scan_directory()
+
+    # ------------------------------------------------------------------ writing
+    def append(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Append one event and return the record as written (``ts`` first, then ``event`` and ``fields``).
+
+        ``ts`` is the clock's instant (UTC, ms). ``run_started`` gets the writer's ``pid`` unless given, so
+        :meth:`close_interrupted` can tell a crashed run from one another live process is still running.
+        Unknown event names are written but logged as a warning. Raises ``OSError`` when the disk refuses.
+        """
+        if event not in EVENTS:
+            log.warning("journal: unknown event %r", event)
+        now = self._clock()
+        record: dict[str, Any] = {"ts": iso_utc(now, ms=True), "event": event, **fields}
+        if event == "run_started":
+            record.setdefault("pid", os.getpid())
+        line = encode_event(record)
+        head = _HEAD.decode(line)
+        day = now.astimezone(timezone.utc).date()
+        with self._lock, self._flock:
+            fd, state = self._writer(day)
+            self._read_new(state)  # lines another process appended since our last look
+            if os.fstat(fd).st_size > state.offset:
+                # Nobody writes while we hold the lock, so bytes after the last newline are a crashed
+                # writer's half line: end it so it stays one invalid line instead of swallowing ours.
+                _write_all(fd, b"\n")
+                self._read_new(state)
+            offset = state.offset
+            _write_all(fd, line)
+            if event in FSYNC_EVENTS:
+                os.fsync(fd)
+            state.offset += len(line)
+            state.lines += 1
+            self._index(head, (day.toordinal() << _OFFSET_BITS) | offset)
+        return record
+
+    def _writer(self, day: date) -> tuple[int, _FileState]:
+        """The append descriptor for ``day`` (opened on first use, rotated at UTC midnight). Caller holds locks."""
+        state = self._state_for(day)
+        if self._write_day != day or self._write_fd is None:
+            self._close_writer()
+            new_file = not state.path.exists()
+            fd = os.open(state.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            if new_file:
+                _fsync_dir(self.directory)
+            self._write_fd, self._write_day = fd, day
+        return self._write_fd, state
+
+    def _close_writer(self) -> None:
+        if self._write_fd is not None:
+            os.close(self._write_fd)
+        self._write_fd, self._write_day = None, None
+
+    def close(self) -> None:
+        """Close the append descriptor (the index stays usable; a later append reopens)."""
+        with self._lock:
+            self._close_writer()
+
+    # ------------------------------------------------------------------ reading and indexing
+    def _state_for(self, day: date) -> _FileState:
+        state = self._files.get(day.toordinal())
+        if state is None:
+            state = _FileState(day, self.directory / f"{day.isoformat()}.jsonl")
+            self._files[day.toordinal()] = state
+        return state
+
+    def _scan_directory(self) -> None:
+        """Register day files not known yet (sorted by day) and read every file's new lines."""
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return
+        for name in sorted(names):
+            m = _FILE_RE.match(name)
+            if m:
+                try:
+                    self._state_for(date.fromisoformat(m.group(1)))
+                except ValueError:
+                    continue
+        for ordinal in sorted(self._files):
+            self._read_new(self._files[ordinal])
+
+    def _read_new(self, state: _FileState) -> None:
+        """Index complete lines appended to ``state``'s file since its offset. Caller holds ``self._lock``."""
+        try:
+            size = os.stat(state.path).st_size
+        except FileNotFoundError:
+            return
+        if size < state.offset:
+            log.warning("journal: %s shrank from %d to %d bytes; reading it again", state.path, state.offset, size)
+            state.offset = state.lines = 0
+        if size == state.offset:
+            return
+        base_pos = state.day.toordinal() << _OFFSET_BITS
+        with open(state.path, "rb") as handle:
+            handle.seek(state.offset)
+            remaining = size - state.offset
+            pending = b""
+            while remaining > 0:
+                chunk = handle.read(min(_READ_CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                data = pending + chunk
+                end = data.rfind(b"\n")
+                if end < 0:
+                    pending = data
+                    continue
+                pending = data[end + 1:]
+                self._ingest(state, data, end, base_pos)
+        if pending and not state.torn_warned:
+            state.torn_warned = True
+            log.warning("journal: %s:%d: incomplete last line (%d bytes) skipped (torn write, or a write in progress)",
+                        state.path, state.lines + 1, len(pending))
+
+    def _ingest(self, state: _FileState, data: bytes, end: int, base_pos: int) -> None:
+        start = 0
+        decode = _HEAD.decode
+        while start <= end:
+            stop = data.index(b"\n", start)
+            offset = state.offset
+            state.offset += stop - start + 1
+            state.lines += 1
+            if stop > start:
+                try:
+                    head = decode(data[start:stop])
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    log.warning("journal: %s:%d: invalid line skipped: %s", state.path, state.lines, exc)
+                else:
+                    self._index(head, base_pos | offset)
+            start = stop + 1
+        state.torn_warned = False
+
+    def _schedule(self, schedule_id: str) -> _ScheduleIndex:
+        entry = self._schedules.get(schedule_id)
+        if entry is None:
+            entry = self._schedules[schedule_id] = _ScheduleIndex()
+        return entry
+
+    def _index(self, head: _Head, pos: int) -> None:
+        event = head.event
+        if event == "run_started" and head.run_id:
+            run = _Run(head, pos)
+            self._runs[run.run_id] = run
+            entry = self._schedule(run.schedule)
+            entry.runs.append(run)
+            if run.trigger in SLOT_TRIGGERS and run.scheduled_ms is not None:
+                entry.last_slot_ms = max(entry.last_slot_ms or run.scheduled_ms, run.scheduled_ms)
+            return
+        if event in ("run_skipped", "run_missed"):
+            if head.schedule and head.scheduled_for is not None:
+                entry = self._schedule(head.schedule)
+                slot = _ms(head.scheduled_for)
+                entry.last_slot_ms = max(entry.last_slot_ms or slot, slot)
+            return
+        run = self._runs.get(head.run_id) if head.run_id else None
+        if run is None:
+            return
+        run.positions.append(pos)
+        if event == "run_finished":
+            run.status = head.status or "unknown"
+            run.finished_ms = _ms(head.ts)
+            run.pid = None
+            if run.status == "succeeded":
+                entry = self._schedule(run.schedule)
+                entry.last_success_ms = max(entry.last_success_ms or run.finished_ms, run.finished_ms)
+        elif event == "run_interrupted" and run.status == RUNNING:
+            run.status = INTERRUPTED
+            run.finished_ms = _ms(head.ts)
+            run.pid = None
+
+    def refresh(self) -> None:
+        """Pick up lines other processes appended (newest two known files and today's file).
+
+        Called by every query; cheap (one ``stat`` per file) when nothing changed.
+        """
+        with self._lock:
+            for ordinal in sorted(self._files)[-2:]:
+                self._read_new(self._files[ordinal])
+            today = self._clock().astimezone(timezone.utc).date()
+            if today.toordinal() not in self._files and (self.directory / f"{today.isoformat()}.jsonl").exists():
+                self._scan_directory()
+
+    # ------------------------------------------------------------------ queries
+    def runs(self, schedule_id: str, page: int = 1, per_page: int = 50,
+             status: str | Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Run summaries of ``schedule_id``, newest first; ``page`` is 1-based. ``status`` filters (one status or
+        several). Returns ``[]`` past the last page or for an unknown schedule. Raises ``ValueError`` for
+        ``page`` < 1 or ``per_page`` < 1."""
+        if page < 1 or per_page < 1:
+            raise ValueError("page and per_page must be >= 1")
+        wanted = _status_set(status)
+        with self._lock:
+            self.refresh()
+            entry = self._schedules.get(schedule_id)
+            if entry is None:
+                return []
+            skip = (page - 1) * per_page
+            if wanted is None:
+                end = len(entry.runs) - skip
+                return [run.summary() for run in reversed(entry.runs[max(end - per_page, 0):max(end, 0)])]
+            out: list[dict[str, Any]] = []
+            for run in reversed(entry.runs):
+                if run.status in wanted:
+                    if skip:
+                        skip -= 1
+                        continue
+                    out.append(run.summary())
+                    if len(out) == per_page:
+                        break
+            return out
+
+    def count_runs(self, schedule_id: str, status: str | Iterable[str] | None = None) -> int:
+        """Number of runs of ``schedule_id`` in the retained journal (optionally only those with ``status``)."""
+        wanted = _status_set(status)
+        with self._lock:
+            self.refresh()
+            entry = self._schedules.get(schedule_id)
+            if entry is None:
+                return 0
+            if wanted is None:
+                return len(entry.runs)
+            return sum(1 for run in entry.runs if run.status in wanted)
+
+    def last_run(self, schedule_id: str, details: bool = False) -> dict[str, Any] | None:
+        """The newest run of ``schedule_id`` (by start): its summary, or with ``details`` the full
+        :meth:`get_run` record. None when the schedule has no retained run."""
+        with self._lock:
+            self.refresh()
+            entry = self._schedules.get(schedule_id)
+            if entry is None or not entry.runs:
+                return None
+            run = entry.runs[-1]
+            return self._details(run) if details else run.summary()
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """One run with its tasks and logs, or None if unknown (or deleted by retention).
+
+        The summary keys plus every other field of ``run_started``/``run_finished`` (e.g. ``content_hash``,
+        ``error``), ``tasks``: list by ``index`` of dicts ``index``, ``task``, ``status``, ``started_at``,
+        ``finished_at``, ``duration_ms``, ``result``, ``error`` (and any further ``task_finished`` fields; a task
+        that never finished has status ``running``, or ``interrupted`` in an interrupted run), and ``logs``:
+        the ``task_log`` records in order with ``ts`` as an aware UTC datetime. Reads the run's lines from disk.
+        """
+        with self._lock:
+            self.refresh()
+            run = self._runs.get(run_id)
+            return None if run is None else self._details(run)
+
+    def last_slot(self, schedule_id: str) -> datetime | None:
+        """Latest ``scheduled_for`` recorded for ``schedule_id`` by a scheduled or catch-up ``run_started``, a
+        ``run_skipped`` or a ``run_missed`` (aware UTC); None if none is retained. The runner seeds missed-fire
+        detection from it (SPEC 3.3)."""
+        with self._lock:
+            self.refresh()
+            entry = self._schedules.get(schedule_id)
+            return None if entry is None else _from_ms(entry.last_slot_ms)
+
+    def last_success(self, schedule_id: str) -> datetime | None:
+        """When the latest run of ``schedule_id`` with status ``succeeded`` finished (aware UTC), or None."""
+        with self._lock:
+            self.refresh()
+            entry = self._schedules.get(schedule_id)
+            return None if entry is None else _from_ms(entry.last_success_ms)
+
+    def schedule_ids(self) -> list[str]:
+        """Schedule ids that have run records in the retained journal, sorted."""
+        with self._lock:
+            self.refresh()
+            return sorted(self._schedules)
+
+    def _details(self, run: _Run) -> dict[str, Any]:
+        out = run.summary()
+        tasks: dict[int, dict[str, Any]] = {}
+        logs: list[dict[str, Any]] = []
+        for record in self._load(run.positions):
+            event = record.get("event")
+            if record.get("run_id") != run.run_id:
+                continue
+            if event in ("run_started", "run_finished"):
+                for key, value in record.items():
+                    if key not in _INDEX_KEYS and key not in out:
+                        out[key] = value
+            elif event in ("task_started", "task_finished") and isinstance(record.get("index"), int):
+                task = tasks.setdefault(record["index"], {
+                    "index": record["index"], "task": record.get("task"), "status": None, "started_at": None,
+                    "finished_at": None, "duration_ms": None, "result": None, "error": None})
+                if event == "task_started":
+                    task["started_at"] = _parse_or_none(record.get("ts"))
+                else:
+                    task["finished_at"] = _parse_or_none(record.get("ts"))
+                    for key, value in record.items():
+                        if key not in _INDEX_KEYS and key not in ("index",):
+                            task[key] = value
+            elif event == "task_log":
+                entry = {k: v for k, v in record.items() if k not in ("event", "schedule", "run_id")}
+                entry["ts"] = _parse_or_none(record.get("ts"))
+                logs.append(entry)
+        for task in tasks.values():
+            if task["status"] is None:
+                task["status"] = INTERRUPTED if run.status == INTERRUPTED else RUNNING
+        out["tasks"] = [tasks[i] for i in sorted(tasks)]
+        out["logs"] = logs
+        return out
+
+    def _load(self, positions: Iterable[int]) -> Iterator[dict[str, Any]]:
+        """Read the lines at ``positions`` (ascending within each file); unreadable lines are skipped."""
+        handle = None
+        handle_day = None
+        try:
+            for pos in positions:
+                ordinal, offset = pos >> _OFFSET_BITS, pos & _OFFSET_MASK
+                if ordinal != handle_day:
+                    if handle is not None:
+                        handle.close()
+                        handle = None
+                    handle_day = ordinal
+                    state = self._files.get(ordinal)
+                    if state is None:
+                        continue
+                    try:
+                        handle = open(state.path, "rb")
+                    except FileNotFoundError:
+                        continue
+                if handle is None:
+                    continue
+                handle.seek(offset)
+                try:
+                    record = json.loads(handle.readline())
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    yield record
+        finally:
+            if handle is not None:
+                handle.close()
+
+    def iter_events(self) -> Iterator[dict[str, Any]]:
+        """Every valid event of the retained files, oldest first, as dicts (``ts`` left as the ISO string).
+
+        A full scan, for tools and tests; queries use the index instead.
+        """
+        with self._lock:
+            self.refresh()
+            paths = [self._files[o].path for o in sorted(self._files)]
+        for path in paths:
+            try:
+                handle = open(path, "rb")
+            except FileNotFoundError:
+                continue
+            with handle:
+                for number, raw in enumerate(handle, start=1):
+                    if not raw.endswith(b"\n"):
+                        break
+                    try:
+                        record = json.loads(raw)
+                    except ValueError:
+                        log.warning("journal: %s:%d: invalid line skipped", path, number)
+                        continue
+                    if isinstance(record, dict):
+                        yield record
+
+    # ------------------------------------------------------------------ recovery and retention
+    def close_interrupted(self) -> list[str]:
+        """Close runs that have ``run_started`` but no ``run_finished`` with a ``run_interrupted`` event
+        (fields ``schedule``, ``run_id``, ``trigger``, ``scheduled_for``); returns their run ids, oldest first.
+
+        Call at start, before this process starts runs. A run whose recorded ``pid`` belongs to another live
+        process (a CLI ``run`` next to the server) is left alone.
+        """
+        closed: list[str] = []
+        with self._lock:
+            self.refresh()
+            open_runs = sorted((run for run in self._runs.values() if run.status == RUNNING),
+                               key=lambda run: run.positions[0])
+            for run in open_runs:
+                if run.pid is not None and run.pid != os.getpid() and _pid_alive(run.pid):
+                    continue
+                self.append("run_interrupted", schedule=run.schedule, run_id=run.run_id, trigger=run.trigger,
+                            scheduled_for=_from_ms(run.scheduled_ms))
+                closed.append(run.run_id)
+        if closed:
+            log.warning("journal: %d run(s) without run_finished closed as interrupted: %s",
+                        len(closed), ", ".join(closed))
+        return closed
+
+    def apply_retention(self) -> list[Path]:
+        """Delete day files older than ``retention_days`` (a file for day D goes once D < today - retention_days,
+        today by the clock in UTC) and drop their runs from the index; returns the deleted paths.
+
+        ``last_slot``/``last_success`` are kept, so a long-idle schedule does not look never-run.
+        """
+        today = self._clock().astimezone(timezone.utc).date()
+        cutoff = (today - timedelta(days=self.retention_days)).toordinal()
+        deleted: list[Path] = []
+        with self._lock, self._flock:
+            self._scan_directory()
+            for ordinal in sorted(self._files):
+                if ordinal >= cutoff:
+                    break
+                state = self._files.pop(ordinal)
+                if self._write_day is not None and self._write_day.toordinal() == ordinal:
+                    self._close_writer()
+                try:
+                    state.path.unlink()
+                except FileNotFoundError:
+                    continue
+                deleted.append(state.path)
+            if deleted or any(run.positions[0] >> _OFFSET_BITS < cutoff for run in self._runs.values()):
+                self._drop_runs_before(cutoff)
+        for path in deleted:
+            log.info("journal: retention deleted %s", path)
+        return deleted
+
+    def _drop_runs_before(self, cutoff: int) -> None:
+        self._runs = {rid: run for rid, run in self._runs.items() if run.positions[0] >> _OFFSET_BITS >= cutoff}
+        for entry in self._schedules.values():
+            entry.runs = [run for run in entry.runs if run.positions[0] >> _OFFSET_BITS >= cutoff]
+
+
+def _status_set(status: str | Iterable[str] | None) -> frozenset[str] | None:
+    if status is None:
+        return None
+    if isinstance(status, str):
+        return frozenset({status})
+    return frozenset(status)
+
+
+def _parse_or_none(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_utc(value)
+    except ValueError:
+        return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    written = os.write(fd, data)
+    while written < len(data):  # only on a full disk or a signal; a regular file write is normally whole
+        written += os.write(fd, data[written:])
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
