@@ -381,3 +381,27 @@ def _short_month_lint(timing, start: date) -> str:
                 f"their last day (next: {date(year, month, length).isoformat()})")
     return (f"monthly day {n} does not exist in {months}: with short_month: skip those months have no fire "
             f"(next skipped: {first})")
+
+
+def describe(timing) -> str:
+    """A one-line English summary of a timing (``"daily at 02:30"``, ``"every 2 hours at minute 30"``)."""
+    kind = timing.type
+    if kind == "manual":
+        return "manual (only when triggered)"
+    if kind in ("seconds", "minutes"):
+        unit = kind[:-1] if timing.every == 1 else kind
+        return f"every {timing.every} {unit}" if timing.every != 1 else f"every {unit}"
+    if kind == "hours":
+        if timing.every == 1:
+            return f"every hour at minute {timing.minute}"
+        return f"every {timing.every} hours at minute {timing.minute} (slots from 00:{timing.minute:02d} local)"
+    if kind == "daily":
+        return f"daily at {', '.join(timing.times)}"
+    if kind == "weekly":
+        days = sorted(timing.days, key=WEEKDAYS.index)
+        return f"weekly on {', '.join(days)} at {timing.at}"
+    day = "the last day" if timing.day == "last" else f"day {timing.day}"
+    extra = ""
+    if timing.day != "last" and timing.day >= 29:
+        extra = f" (short months: {timing.short_month.replace('_', ' ')})"
+    return f"monthly on {day} at {timing.at}{extra}"
