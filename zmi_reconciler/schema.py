@@ -150,6 +150,8 @@ Timing = Annotated[
     Field(discriminator="type"),
 ]
 CALENDAR_TYPES = frozenset({"daily", "weekly", "monthly"})
+#: Every ``timing.type``, in the order the SPEC lists them.
+TIMING_TYPES: tuple[str, ...] = ("seconds", "minutes", "hours", "daily", "weekly", "monthly", "manual")
 
 
 class ExcludeWindow(_Strict):
