@@ -251,7 +251,7 @@ def test_last_slot_counts_scheduled_catch_up_skipped_and_missed_not_manual(tmp_p
 
 def test_lines_from_another_writer_are_picked_up(tmp_path: Path) -> None:
     clock = Clock()
-    reader = Journal(tmp_path, clock=clock)
+    reader = Journal(tmp_path, clock=clock, refresh_interval=0)
     writer = Journal(tmp_path, clock=clock)  # a second index over the same files, like a CLI `run`
     assert reader.last_run("nightly") is None
     run_id = _run(writer, clock, "nightly", T0, "partial")
@@ -263,6 +263,17 @@ def test_lines_from_another_writer_are_picked_up(tmp_path: Path) -> None:
     details = reader.get_run(run2)
     assert details is not None and [t["index"] for t in details["tasks"]] == [0, 1]
     assert reader.count_runs("nightly") == 2
+
+
+def test_refresh_interval_throttles_picking_up_other_writers(tmp_path: Path) -> None:
+    clock = Clock()
+    reader = Journal(tmp_path, clock=clock, refresh_interval=3600)
+    writer = Journal(tmp_path, clock=clock)
+    assert reader.count_runs("nightly") == 0  # this query used up the interval
+    _run(writer, clock, "nightly", T0, "succeeded")
+    assert reader.count_runs("nightly") == 0
+    reader.refresh(force=True)
+    assert reader.count_runs("nightly") == 1
 
 
 def test_close_interrupted_closes_only_dead_runs(tmp_path: Path) -> None:
