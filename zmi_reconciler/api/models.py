@@ -1,0 +1,226 @@
+"""Request and response models of the API (separate from the domain models in schema/journal/runner).
+
+A schedule's ``spec`` is the document as written in its file (plain JSON data, defaults not filled in), so
+GET -> edit -> PUT round-trips without adding defaults to the file; the OpenAPI document describes it with
+the file schema (:class:`zmi_reconciler.schema.Schedule`). Instants are aware UTC datetimes (ISO 8601).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from zmi_reconciler.api.problems import FieldError
+
+#: Placeholder replaced by a ``$ref`` to the Schedule component when the OpenAPI document is finished.
+SCHEDULE_REF = {"x-ref": "Schedule"}
+#: A schedule document (plain data), documented as the file schema.
+SpecDocument = Annotated[dict[str, Any], WithJsonSchema(SCHEDULE_REF)]
+ScheduleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", examples=["nightly"],
+                                  description="schedule id = file stem in schedules.d")]
+
+RunStatus = Literal["running", "succeeded", "failed", "partial", "interrupted"]
+TaskStatus = Literal["running", "succeeded", "failed", "skipped", "timed_out", "interrupted"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunSummary(_Out):
+    """One run as listed: trigger, slot, start/end (UTC), status (``running`` until it ends)."""
+
+    run_id: str = Field(examples=["nightly@20261129T040000Z"])
+    schedule: str
+    trigger: str | None = Field(description="scheduled | catch_up | manual")
+    status: str = Field(description="running | succeeded | failed | partial | interrupted")
+    scheduled_for: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+
+
+class TaskRun(_Out):
+    """One task of a run: position, catalog name, status, duration (ms), result counts, error message."""
+
+    index: int = Field(ge=0)
+    task: str | None
+    status: str = Field(description="succeeded | failed | skipped | timed_out | running | interrupted")
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class LogLine(_Out):
+    """A ``task_log`` record: time, task position, level, message (and any extra fields under ``fields``)."""
+
+    ts: datetime | None
+    index: int | None = None
+    task: str | None = None
+    level: str = "info"
+    message: str = ""
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunDetail(RunSummary):
+    """One run with its tasks in order and its log lines."""
+
+    tasks: list[TaskRun]
+    logs: list[LogLine]
+
+
+class RunPage(_Out):
+    """A page of runs, newest first."""
+
+    items: list[RunSummary]
+    page: int
+    per_page: int
+    total: int = Field(description="runs matching the filter in the retained journal")
+
+
+class ScheduleStatus(_Out):
+    """Observed state (runner, reconciler, journal): never written to the file."""
+
+    enabled: bool
+    loaded: bool = Field(description="the runner has a valid version of this schedule")
+    degraded: bool = Field(description="the file is invalid; the last good version (if any) keeps running")
+    errors: list[FieldError] = Field(default_factory=list, description="why the file is invalid")
+    next_fire: datetime | None = None
+    active_run: str | None = None
+    queued: bool = False
+    last_run: RunSummary | None = None
+    last_success: datetime | None = None
+
+
+class ScheduleSummary(_Out):
+    """A schedule in the list."""
+
+    id: ScheduleId
+    name: str | None
+    timing: str | None = Field(description="timing type", examples=["daily"])
+    etag: str | None = Field(description="ETag of the file as last loaded")
+    status: ScheduleStatus
+
+
+class ScheduleList(_Out):
+    items: list[ScheduleSummary]
+
+
+class ScheduleDetail(_Out):
+    """One schedule: the document as written (``spec``, null while the file is invalid), its YAML text
+    (``source``), ETag and status."""
+
+    id: ScheduleId
+    file: str = Field(description="file name in schedules.d", examples=["nightly.yaml"])
+    etag: str
+    spec: Annotated[dict[str, Any] | None, WithJsonSchema({"anyOf": [SCHEDULE_REF, {"type": "null"}]})]
+    source: str = Field(description="the file's text")
+    status: ScheduleStatus
+
+
+class ScheduleCreate(BaseModel):
+    """POST /schedules body: the new id and the schedule document."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: ScheduleId
+    spec: SpecDocument
+
+
+class TriggerRequest(BaseModel):
+    """POST /schedules/{id}/runs body (optional): run only these task indexes (0-based, file order)."""
+
+    model_config = ConfigDict(extra="forbid")
+    tasks: list[Annotated[int, Field(ge=0)]] | None = Field(default=None, examples=[[0, 2]])
+
+
+class RunAccepted(_Out):
+    """202: the run was started (or queued); follow ``location``."""
+
+    run_id: str
+    schedule: str
+    location: str = Field(examples=["/api/v1/runs/nightly@manual-20261129T101500Z-ab12"])
+
+
+class Fire(_Out):
+    """One upcoming fire: UTC instant, local wall time with offset, DST/short-month notes."""
+
+    at: datetime
+    local: str = Field(examples=["2026-03-29T03:30:00+02:00"])
+    notes: list[str] = Field(default_factory=list)
+
+
+class Preview(_Out):
+    schedule: str
+    timezone: str
+    enabled: bool
+    fires: list[Fire]
+
+
+class TaskInfo(_Out):
+    """A task catalog entry."""
+
+    name: str
+    zmi_name: str
+    description: str
+    params: dict[str, Any] = Field(description="JSON Schema of the task's params")
+    available: bool
+    reason: str | None = Field(default=None, description="why the task is not available")
+
+
+class Finding(_Out):
+    """A validation finding (error or warning) with position and field path."""
+
+    severity: Literal["error", "warning"]
+    code: str
+    path: str
+    line: int
+    column: int
+    message: str
+
+
+class ValidationReport(_Out):
+    valid: bool
+    findings: list[Finding]
+
+
+class Health(_Out):
+    status: Literal["ok"]
+
+
+class Readiness(_Out):
+    status: Literal["ready", "starting"]
+    schedules: int
+
+
+def error_from_finding(finding: Any) -> FieldError:
+    """A loader finding (``path``, ``line``, ``column``, ``code``, ``message``) as a :class:`FieldError`."""
+    return FieldError(path=finding.path or "", line=max(int(finding.line or 0), 0),
+                      column=max(int(finding.column or 0), 0), code=finding.code or "E000",
+                      message=finding.message)
+
+
+def run_summary(data: dict[str, Any]) -> RunSummary:
+    """Journal run summary dict -> :class:`RunSummary`."""
+    return RunSummary(**{k: data.get(k) for k in RunSummary.model_fields if k in data or k == "trigger"}
+                      | {"status": str(data.get("status") or "running")})
+
+
+def run_detail(data: dict[str, Any]) -> RunDetail:
+    """Journal ``get_run`` dict -> :class:`RunDetail` (extra task fields dropped, extra log fields kept)."""
+    tasks = [TaskRun(**{k: t.get(k) for k in TaskRun.model_fields if k in t}
+                     | {"status": str(t.get("status") or "running"),
+                        "result": t.get("result") if isinstance(t.get("result"), dict) else None,
+                        "error": None if t.get("error") is None else str(t.get("error"))})
+             for t in data.get("tasks", [])]
+    logs = []
+    for entry in data.get("logs", []):
+        known = {"ts", "index", "task", "level", "message"}
+        logs.append(LogLine(ts=entry.get("ts"), index=entry.get("index"), task=entry.get("task"),
+                            level=str(entry.get("level") or "info"), message=str(entry.get("message") or ""),
+                            fields={k: v for k, v in entry.items() if k not in known}))
+    summary = run_summary(data)
+    return RunDetail(**summary.model_dump(), tasks=tasks, logs=logs)

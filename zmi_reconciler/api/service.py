@@ -1,0 +1,344 @@
+"""What the API does, without HTTP: spec changes go to files (then the reconciler), status comes from the
+runner, the reconciler and the journal. Controllers are thin wrappers around :class:`ScheduleService`.
+
+Write path (PUT, PATCH, pause, resume, DELETE): per-file lock -> read bytes -> If-Match check (428/412) ->
+round-trip edit (:mod:`.yamlio`) -> validate the resulting text with the loader (422 with every error, the
+file is never written when invalid) -> atomic write -> ``reconciler.reconcile_now()`` so the answer reflects
+the change. The API never calls the runner for spec changes; the reconciler's one path does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from zmi_reconciler import loader
+from zmi_reconciler.api import yamlio
+from zmi_reconciler.api.metrics import Metrics
+from zmi_reconciler.api.files import ScheduleFiles, etag_for
+from zmi_reconciler.api.models import (Fire, Finding, Preview, RunAccepted, RunDetail, RunPage, ScheduleDetail,
+                                       ScheduleList, ScheduleStatus, ScheduleSummary, TaskInfo, ValidationReport,
+                                       error_from_finding, run_detail, run_summary)
+from zmi_reconciler.api.problems import BadRequest, Conflict, FieldError, Invalid, NotFound, RunActive
+from zmi_reconciler.config import Settings
+from zmi_reconciler.schema import is_valid_id
+from zmi_reconciler.tasks import catalog
+from zmi_reconciler.tasks.base import utc_now
+
+log = logging.getLogger("zmi_reconciler.api")
+MAX_WAIT_SECONDS = 300
+
+
+def _overlap_error() -> type[BaseException]:
+    try:
+        from zmi_reconciler.runner import OverlapError
+    except ImportError:  # runner not built (tests with fakes)
+        return LookupError
+    return OverlapError
+
+
+@dataclass
+class Written:
+    """Result of a write: the schedule detail after the reconciler saw the file, and whether bytes changed."""
+
+    detail: ScheduleDetail
+    changed: bool
+
+
+class ScheduleService:
+    """Schedules, runs, preview, catalog and validation for the API.
+
+    ``runner``: ``trigger(id, task_indexes)``, ``status(id)``, ``wait_run(run_id, timeout)``;
+    ``reconciler``: ``states()``, ``reconcile_now()``; ``journal``: ``runs``, ``count_runs``, ``last_run``,
+    ``get_run``, ``last_success``. ``clock`` returns aware UTC (preview start).
+    """
+
+    def __init__(self, settings: Settings, runner: Any, reconciler: Any, journal: Any,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.settings = settings
+        self.runner = runner
+        self.reconciler = reconciler
+        self.journal = journal
+        self.clock = clock
+        self.files = ScheduleFiles(settings.schedules_dir)
+        self.metrics = Metrics(self, settings.journal_path)
+
+    def ready(self) -> bool:
+        """True once the reconciler has loaded the schedules (its ``ready`` Event, method or flag)."""
+        if self.reconciler is None:
+            return False
+        flag = getattr(self.reconciler, "ready", None)
+        if isinstance(flag, threading.Event):
+            return flag.is_set()
+        if callable(flag):
+            return bool(flag())
+        return True if flag is None else bool(flag)
+
+    # ------------------------------------------------------------------ reading
+    def _states(self) -> dict[str, Any]:
+        return self.reconciler.states() if self.reconciler is not None else {}
+
+    def _status(self, schedule_id: str, state: Any, enabled: bool | None = None) -> ScheduleStatus:
+        schedule = getattr(state, "schedule", None)
+        findings = [f for f in (getattr(state, "findings", None) or []) if getattr(f, "severity", "error") == "error"]
+        runner_status: dict[str, Any] = {}
+        if schedule is not None and self.runner is not None:
+            try:
+                runner_status = self.runner.status(schedule_id) or {}
+            except KeyError:
+                runner_status = {}
+        last = self.journal.last_run(schedule_id) if self.journal is not None else None
+        return ScheduleStatus(
+            enabled=bool(schedule.enabled) if enabled is None and schedule is not None else bool(enabled),
+            loaded=schedule is not None,
+            degraded=bool(getattr(state, "degraded", False)) or (state is not None and schedule is None),
+            errors=[error_from_finding(f) for f in findings],
+            next_fire=runner_status.get("next_fire"),
+            active_run=runner_status.get("active_run"),
+            queued=bool(runner_status.get("queued", False)),
+            last_run=run_summary(last) if last else None,
+            last_success=self.journal.last_success(schedule_id) if self.journal is not None else None,
+        )
+
+    def list(self) -> ScheduleList:
+        """Every schedule the reconciler knows (valid, degraded or never valid), sorted by id."""
+        items = []
+        for schedule_id, state in sorted(self._states().items()):
+            schedule = getattr(state, "schedule", None)
+            content_hash = getattr(state, "content_hash", None)
+            items.append(ScheduleSummary(
+                id=schedule_id, name=schedule.name if schedule is not None else None,
+                timing=schedule.timing.type if schedule is not None else None,
+                etag=f'"{content_hash}"' if content_hash else None,
+                status=self._status(schedule_id, state)))
+        return ScheduleList(items=items)
+
+    def get(self, schedule_id: str) -> ScheduleDetail:
+        """The file as it is now (spec, text, ETag) plus status. Raises :class:`NotFound`."""
+        path, data = self.files.read(schedule_id)
+        return self._detail(schedule_id, path.name, data)
+
+    def _detail(self, schedule_id: str, file_name: str, data: bytes) -> ScheduleDetail:
+        result = loader.load_schedule_text(data, file_name)
+        valid = result.schedule is not None and not _errors(result.findings)
+        spec = None
+        if valid:
+            try:
+                spec = yamlio.to_plain(yamlio.load(data.decode("utf-8")))
+            except (yamlio.YamlSyntaxError, UnicodeDecodeError):
+                spec = None
+        state = self._states().get(schedule_id)
+        enabled = result.schedule.enabled if valid else None
+        status = self._status(schedule_id, state, enabled=enabled)
+        return ScheduleDetail(id=schedule_id, file=file_name, etag=etag_for(data), spec=spec,
+                              source=data.decode("utf-8", errors="replace"), status=status)
+
+    # ------------------------------------------------------------------ writing
+    def _validated(self, schedule_id: str, text: str, file_name: str) -> bytes:
+        result = loader.load_schedule_text(text.encode("utf-8"), file_name)
+        errors = _errors(result.findings)
+        if errors or result.schedule is None:
+            fields = [error_from_finding(f) for f in errors] or [
+                FieldError(path="", line=0, column=0, code="E000", message="not a valid schedule")]
+            raise Invalid(f"{len(fields)} error(s) in {file_name}; nothing was written", fields)
+        return text.encode("utf-8")
+
+    def _after_write(self) -> None:
+        if self.reconciler is None:
+            return
+        reconcile = getattr(self.reconciler, "reconcile_now", None) or getattr(self.reconciler, "reconcile_all")
+        reconcile()
+
+    def create(self, schedule_id: Any, document: Any) -> Written:
+        """Create ``<id>.yaml`` from a document (modeline, canonical order). 409 if it exists, 422 if invalid."""
+        if not isinstance(schedule_id, str) or not is_valid_id(schedule_id):
+            raise Invalid("invalid id", [FieldError(path="id", line=0, column=0, code="E001",
+                                                    message="id must match ^[a-z0-9][a-z0-9_-]{0,62}$")])
+        document = _require_object(document, "spec")
+        with self.files.locked(schedule_id):
+            path = self.files.path(schedule_id)
+            if path.exists() or (self.files.directory / f"{schedule_id}.yml").exists():
+                raise Conflict(f"schedule {schedule_id!r} exists; use PUT with If-Match to change it")
+            data = self._validated(schedule_id, yamlio.new_document_text(document), path.name)
+            self.files.write(schedule_id, data)
+            self._after_write()
+            return Written(self._detail(schedule_id, path.name, data), True)
+
+    def replace(self, schedule_id: str, document: Any, if_match: str | None) -> Written:
+        """PUT: deep-merge ``document`` into the file, keeping untouched layout. 428/412/422/404."""
+        document = _require_object(document, "")
+        return self._edit(schedule_id, if_match, lambda text: _replace_text(text, document))
+
+    def patch(self, schedule_id: str, patch: Any, if_match: str | None) -> Written:
+        """PATCH: RFC 7396 JSON merge patch onto the file. 428/412/422/404."""
+        patch = _require_object(patch, "")
+        return self._edit(schedule_id, if_match, lambda text: _patch_text(text, patch))
+
+    def set_enabled(self, schedule_id: str, enabled: bool, if_match: str | None) -> Written:
+        """pause/resume: write ``enabled`` back to the file (one line changes)."""
+        return self.patch(schedule_id, {"enabled": enabled}, if_match)
+
+    def _edit(self, schedule_id: str, if_match: str | None, change: Callable[[str], str]) -> Written:
+        with self.files.locked(schedule_id):
+            path, data = self.files.read(schedule_id)
+            self.files.check_if_match(if_match, data)
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise Invalid("the file is not UTF-8", [FieldError(path="", line=1, column=1, code="E002",
+                                                                   message="file is not UTF-8 text")]) from None
+            new_data = self._validated(schedule_id, change(text), path.name)
+            if new_data == data:
+                return Written(self._detail(schedule_id, path.name, data), False)
+            self.files.write(schedule_id, new_data)
+            self._after_write()
+            return Written(self._detail(schedule_id, path.name, new_data), True)
+
+    def delete(self, schedule_id: str, if_match: str | None) -> None:
+        """Remove the file (If-Match required); the reconciler removes the schedule from the runner."""
+        with self.files.locked(schedule_id):
+            _, data = self.files.read(schedule_id)
+            self.files.check_if_match(if_match, data)
+            self.files.delete(schedule_id)
+            self._after_write()
+
+    # ------------------------------------------------------------------ runs
+    def trigger(self, schedule_id: str, tasks: list[int] | None) -> RunAccepted:
+        """Start a manual run now (ignores timing, exclusions and pause; not overlap: 409 with the active run)."""
+        schedule = self._loaded(schedule_id)
+        if tasks is not None:
+            bad = [FieldError(path=f"tasks[{i}]", line=0, column=0, code="E003",
+                              message=f"task index {t} out of range 0..{len(schedule.tasks) - 1}")
+                   for i, t in enumerate(tasks) if not 0 <= t < len(schedule.tasks)]
+            if bad:
+                raise Invalid("task indexes out of range", bad)
+        try:
+            run_id = self.runner.trigger(schedule_id, tasks)
+        except _overlap_error() as exc:
+            active = getattr(exc, "active_run_id", None) or (exc.args[0] if exc.args else None)
+            raise RunActive(f"run {active} of {schedule_id!r} is active (overlap: skip)",
+                            active_run=str(active) if active else None) from None
+        except KeyError:
+            raise NotFound(f"schedule {schedule_id!r} is not loaded") from None
+        return RunAccepted(run_id=run_id, schedule=schedule_id, location=f"/api/v1/runs/{run_id}")
+
+    def wait(self, run_id: str, seconds: float) -> RunDetail | None:
+        """Block up to ``seconds`` for the run's end; its detail when it ended, else None."""
+        if not self.runner.wait_run(run_id, seconds):
+            return None
+        return self.get_run(run_id)
+
+    def _loaded(self, schedule_id: str) -> Any:
+        self.files.path(schedule_id)  # 404 for illegal ids before anything else
+        state = self._states().get(schedule_id)
+        schedule = getattr(state, "schedule", None)
+        if schedule is None:
+            if self.files.exists(schedule_id):
+                raise Conflict(f"schedule {schedule_id!r} has no valid version loaded; fix the file first")
+            raise NotFound(f"no schedule {schedule_id!r}")
+        return schedule
+
+    def runs(self, schedule_id: str, page: int, per_page: int, status: str | None) -> RunPage:
+        """Runs of a schedule, newest first (from the journal index)."""
+        self._known(schedule_id)
+        items = self.journal.runs(schedule_id, page=page, per_page=per_page, status=status)
+        total = self.journal.count_runs(schedule_id, status=status)
+        return RunPage(items=[run_summary(r) for r in items], page=page, per_page=per_page, total=total)
+
+    def last_run(self, schedule_id: str) -> RunDetail:
+        self._known(schedule_id)
+        run = self.journal.last_run(schedule_id, details=True)
+        if run is None:
+            raise NotFound(f"schedule {schedule_id!r} has no run in the retained journal")
+        return run_detail(run)
+
+    def get_run(self, run_id: str) -> RunDetail:
+        run = self.journal.get_run(run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id!r} in the retained journal")
+        return run_detail(run)
+
+    def _known(self, schedule_id: str) -> None:
+        self.files.path(schedule_id)
+        if schedule_id not in self._states() and not self.files.exists(schedule_id):
+            raise NotFound(f"no schedule {schedule_id!r}")
+
+    # ------------------------------------------------------------------ preview, catalog, validate
+    def preview(self, schedule_id: str, count: int, after: datetime | None) -> Preview:
+        """The next ``count`` fires after ``after`` (default now) with DST notes (SPEC 3.2)."""
+        from zmi_reconciler import timing
+
+        path, data = self.files.read(schedule_id)
+        result = loader.load_schedule_text(data, path.name)
+        schedule = result.schedule if not _errors(result.findings) else None
+        schedule = schedule or getattr(self._states().get(schedule_id), "schedule", None)
+        if schedule is None:
+            raise Invalid("the schedule is not valid", [error_from_finding(f) for f in _errors(result.findings)])
+        zone = schedule.zone(self.settings.default_timezone)
+        start = after if after is not None else self.clock()
+        if start.tzinfo is None:
+            raise BadRequest("`after` needs a UTC offset, e.g. 2026-03-28T00:00:00Z")
+        fires = []
+        for fire in itertools.islice(timing.iter_fires(schedule.timing, zone, start), count):
+            fires.append(Fire(at=fire.astimezone(timezone.utc), local=fire.astimezone(zone).isoformat(),
+                              notes=timing.fire_notes(schedule.timing, zone, fire)))
+        return Preview(schedule=schedule_id, timezone=zone.key, enabled=schedule.enabled, fires=fires)
+
+    @staticmethod
+    def tasks() -> list[TaskInfo]:
+        """The task catalog with each task's params JSON Schema."""
+        out = []
+        for name in sorted(catalog.REGISTRY):
+            spec = catalog.REGISTRY[name]
+            out.append(TaskInfo(name=spec.name, zmi_name=spec.zmi_name, description=spec.description,
+                                params=spec.params_model.model_json_schema(), available=spec.available,
+                                reason=spec.unavailable_reason))
+        return out
+
+    def validate(self, text: str, schedule_id: str) -> ValidationReport:
+        """Validate a YAML text (loader + lint) without writing; findings carry line/column/path."""
+        file_name = f"{schedule_id}.yaml"
+        result = loader.load_schedule_text(text.encode("utf-8"), file_name)
+        findings = list(result.findings)
+        if result.schedule is not None:
+            from zmi_reconciler import lint
+
+            seen = {(f.code, f.path, f.line, f.message) for f in findings}
+            findings += [f for f in lint.lint([result], self.settings.default_timezone)
+                         if (f.code, f.path, f.line, f.message) not in seen]
+        out = [Finding(severity="error" if f.severity == "error" else "warning", code=f.code, path=f.path or "",
+                       line=max(f.line or 0, 0), column=max(f.column or 0, 0), message=f.message)
+               for f in findings]
+        return ValidationReport(valid=result.schedule is not None and not any(f.severity == "error" for f in out),
+                                findings=out)
+
+
+def _errors(findings: list[Any]) -> list[Any]:
+    return [f for f in findings if getattr(f, "severity", "error") == "error"]
+
+
+def _require_object(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Invalid("the document must be a JSON object", [FieldError(
+            path=path, line=0, column=0, code="E004", message=f"expected an object, got {type(value).__name__}")])
+    return value
+
+
+def _replace_text(text: str, document: dict[str, Any]) -> str:
+    try:
+        return yamlio.replace_document(text, document)
+    except yamlio.YamlSyntaxError:  # the file is broken: PUT replaces it as a whole
+        return yamlio.new_document_text(document)
+
+
+def _patch_text(text: str, patch: dict[str, Any]) -> str:
+    try:
+        return yamlio.merge_patch(text, patch)
+    except yamlio.YamlSyntaxError as exc:
+        raise Invalid("the file is not valid YAML; fix it or use PUT", [FieldError(
+            path="", line=exc.line, column=exc.column, code="E005", message=str(exc))]) from None
