@@ -1,12 +1,45 @@
-"""``backup_database`` ("Tabellen sichern"): online backup of the tna store into a verified ZIP."""
+"""``backup_database`` ("Tabellen sichern"): online backup of the tna store into a verified ZIP.
+
+How a backup is made (never a plain copy of the live file, which may be mid-write and misses the WAL):
+
+1. A read transaction on the live store pins one snapshot; inside it the rows per table are counted and
+   SQLite's online backup API (``sqlite3.Connection.backup``) copies that snapshot into a temp database in
+   the backup dir. Writers are not blocked (WAL).
+2. The copy is zipped (``tna.sqlite3`` plus ``manifest.json`` with the row counts, schema version and UTC
+   time) into a temp file next to the target.
+3. Verification (``verify: true``) unpacks the database from the ZIP just written, runs
+   ``PRAGMA integrity_check`` and compares the row count of every table with the live counts of step 1.
+4. Only a verified ZIP replaces the target (``os.replace``, atomic on one file system). A failed backup
+   leaves the previous file of that name intact and raises :class:`TaskFailed`.
+
+Names: ``naming: weekday`` -> ``zmi-mon.zip`` .. ``zmi-sun.zip`` by the run's local date (server zone), a
+7-file rotation as the ZMI Server does; ``naming: timestamp`` -> ``zmi-20261129T040000Z.zip`` (UTC) and only
+the newest ``keep`` timestamped files stay.
+
+:func:`verify_backup_zip` and :func:`extract_database` are shared with ``zmi-reconciler restore``.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+import os
+import re
+import sqlite3
+import tempfile
+import time
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field
 
 from zmi_reconciler.tasks.base import TaskContext, TaskFailed, TaskParams, TaskResult, TaskSpec
+
+DB_MEMBER = "tna.sqlite3"
+MANIFEST_MEMBER = "manifest.json"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+TIMESTAMP_NAME = re.compile(r"^zmi-\d{8}T\d{6}Z\.zip$")
 
 
 class Params(TaskParams):
@@ -24,8 +57,187 @@ class Result(TaskResult):
     deleted: int = 0
 
 
+class BackupError(Exception):
+    """A backup ZIP is unusable (missing member, failed integrity check, row counts differ)."""
+
+
+# --- plain SQLite helpers (generic, not tna domain SQL) ------------------------------------------------
+
+def table_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Rows per user table of ``conn`` (in its current transaction, if any)."""
+    names = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    return {n: conn.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0] for n in names}
+
+
+def integrity_problems(path: Path) -> list[str]:
+    """``PRAGMA integrity_check`` of the database file ``path``: empty list when it says ``ok``."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    finally:
+        conn.close()
+    return [] if rows == ["ok"] else rows
+
+
+def snapshot_copy(source: sqlite3.Connection, target: Path) -> dict[str, int]:
+    """Copy one consistent snapshot of ``source`` into a new database file ``target`` with the online
+    backup API; returns the row counts per table of that same snapshot. ``source`` must be in autocommit
+    mode (the tna store's connection is)."""
+    dest = sqlite3.connect(target)
+    try:
+        source.execute("BEGIN")  # deferred: the first read pins the snapshot for counts and copy
+        try:
+            counts = table_counts(source)
+            source.backup(dest)
+        finally:
+            source.execute("COMMIT")
+        dest.execute("PRAGMA journal_mode = DELETE")  # a self-contained single file in the ZIP
+    finally:
+        dest.close()
+    return counts
+
+
+def extract_database(zip_path: Path, directory: Path) -> tuple[Path, dict[str, Any]]:
+    """Unpack the database of a backup ZIP into ``directory``; returns ``(db file, manifest dict)``.
+
+    Raises :class:`BackupError` when the file is not a ZIP or lacks the database.
+    """
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            names = zf.namelist()
+            if DB_MEMBER not in names:
+                raise BackupError(f"{zip_path}: no {DB_MEMBER} inside (members: {', '.join(names) or 'none'})")
+            manifest = json.loads(zf.read(MANIFEST_MEMBER)) if MANIFEST_MEMBER in names else {}
+            target = directory / DB_MEMBER
+            with zf.open(DB_MEMBER) as src, open(target, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, json.JSONDecodeError) as exc:
+        raise BackupError(f"{zip_path}: not a readable backup ZIP: {exc}") from exc
+    return target, manifest
+
+
+def verify_backup_zip(zip_path: Path, expected_counts: dict[str, int] | None = None,
+                      work_dir: Path | None = None) -> dict[str, int]:
+    """Unpack ``zip_path``, run ``PRAGMA integrity_check`` and compare the row counts per table with
+    ``expected_counts`` (default: the counts in the ZIP's manifest). Returns the counts of the copy.
+
+    Raises :class:`BackupError` naming the first problem.
+    """
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix=".zmi-verify-") as tmp:
+        db, manifest = extract_database(zip_path, Path(tmp))
+        problems = integrity_problems(db)
+        if problems:
+            raise BackupError(f"{zip_path}: integrity check failed: {'; '.join(problems[:5])}")
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            counts = table_counts(conn)
+        except sqlite3.DatabaseError as exc:
+            raise BackupError(f"{zip_path}: cannot read the database: {exc}") from exc
+        finally:
+            conn.close()
+    expected = expected_counts if expected_counts is not None else manifest.get("row_counts")
+    if expected is not None and counts != expected:
+        diff = {t: (expected.get(t), counts.get(t)) for t in sorted(set(expected) | set(counts))
+                if expected.get(t) != counts.get(t)}
+        raise BackupError(f"{zip_path}: row counts differ from the live store (table: live, copy): {diff}")
+    return counts
+
+
+# --- the task ------------------------------------------------------------------------------------------
+
+def backup_name(params: Params, ctx: TaskContext) -> str:
+    """File name for this run: ``zmi-<mon..sun>.zip`` (local date in the server zone) or
+    ``zmi-<UTC YYYYmmddTHHMMSSZ>.zip``."""
+    now = ctx.clock()
+    if params.naming == "weekday":
+        return f"zmi-{WEEKDAYS[now.astimezone(ctx.settings.zone).weekday()]}.zip"
+    return f"zmi-{_utc_stamp(now)}.zip"
+
+
+def _utc_stamp(instant: datetime) -> str:
+    return instant.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _write_zip(db: Path, target: Path, manifest: dict[str, Any]) -> None:
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        zf.write(db, DB_MEMBER)
+        zf.writestr(MANIFEST_MEMBER, json.dumps(manifest, indent=2, sort_keys=True))
+    with open(target, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def prune(directory: Path, keep: int) -> list[Path]:
+    """Delete timestamped backups (``zmi-<UTC>.zip``) beyond the newest ``keep``; returns the deleted paths.
+    Weekday files and anything else in the directory are never touched."""
+    stamped = sorted(p for p in directory.iterdir() if p.is_file() and TIMESTAMP_NAME.match(p.name))
+    doomed = stamped[:-keep] if keep else stamped
+    for path in doomed:
+        path.unlink()
+    return doomed
+
+
 def run(ctx: TaskContext, params: Params) -> Result:
-    raise TaskFailed("backup_database is not implemented yet")
+    """Back up the tna store (see the module doc). Raises :class:`TaskFailed` when the copy cannot be
+    made or verified (the previous file of that name stays)."""
+    started = time.monotonic()
+    directory = Path(ctx.settings.backup_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = backup_name(params, ctx)
+    target = directory / name
+    ctx.check_cancelled()
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".zmi-backup-") as tmp:
+        copy = Path(tmp) / DB_MEMBER
+        try:
+            store = ctx.store()
+        except sqlite3.Error as exc:
+            raise TaskFailed(f"cannot open the tna store {ctx.settings.database_path}: {exc}") from exc
+        try:
+            counts = snapshot_copy(store.connection, copy)
+            schema_version = store.schema_version
+        except sqlite3.Error as exc:
+            raise TaskFailed(f"online backup of {ctx.settings.database_path} failed: {exc}") from exc
+        finally:
+            store.close()
+        ctx.log(f"snapshot copied: {sum(counts.values())} rows in {len(counts)} tables")
+        ctx.check_cancelled()
+        staging = Path(tmp) / (name + ".part")
+        manifest = {"created_at": _utc_stamp(ctx.clock()), "schema_version": schema_version,
+                    "row_counts": counts, "source": str(ctx.settings.database_path)}
+        _write_zip(copy, staging, manifest)
+        ctx.check_cancelled()
+        verified = False
+        if params.verify:
+            try:
+                verify_backup_zip(staging, counts, work_dir=Path(tmp))
+            except BackupError as exc:
+                raise TaskFailed(f"backup verification failed, {target.name} not replaced: {exc}") from exc
+            verified = True
+        os.replace(staging, target)
+    _fsync_dir(directory)
+    deleted = prune(directory, params.keep) if params.naming == "timestamp" else []
+    for path in deleted:
+        ctx.log(f"deleted old backup {path.name} (keep {params.keep})")
+    size = target.stat().st_size
+    seconds = round(time.monotonic() - started, 3)
+    ctx.log(f"backup written: {target.name}, {size} bytes, verified={verified}")
+    return Result(file=str(target), bytes=size, seconds=seconds, verified=verified, deleted=len(deleted))
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
 
 
 SPEC = TaskSpec(
