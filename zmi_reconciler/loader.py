@@ -265,7 +265,7 @@ def _load(data: bytes, path: Path) -> LoadResult:
 
 def _result(path: Path, findings: list[Finding], data: bytes, schedule: Schedule | None = None,
             positions: dict[PathTuple, Position] | None = None) -> LoadResult:
-    findings.sort(key=lambda f: (f.line, f.column, f.code))
+    findings.sort(key=lambda f: (f.line, f.column, f.code, f.path))
     return LoadResult(_stem(path), path, schedule, findings, hashlib.sha256(data).hexdigest(), data,
                       positions or {})
 
@@ -361,8 +361,7 @@ def _compose(text: str) -> Node:
         raise _Problem("E009", line, 1, "a second YAML document starts here; a schedule file holds exactly one "
                                         "document (remove the '---' line and what follows, or split the file)")
     if first is None or (isinstance(first, ScalarNode) and first.tag.endswith(":null")):
-        line, col = _mark(first) if first is not None else (1, 1)
-        raise _Problem("E011", line, col, "empty file; expected a mapping with at least name, timing and tasks")
+        raise _Problem("E011", 1, 1, "empty file; expected a mapping with at least name, timing and tasks")
     return first
 
 
