@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field
@@ -14,3 +15,10 @@ MonthSelector = Annotated[
 ]
 HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="local wall-clock time HH:MM",
                             examples=["05:30"])]
+
+
+def utc_stamp(instant: datetime) -> str:
+    """Aware instant -> ``20261129T040000Z`` (UTC, whole seconds): file names of backups and moved files."""
+    from datetime import timezone
+
+    return instant.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -28,12 +28,12 @@ import sqlite3
 import tempfile
 import time
 import zipfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
+from zmi_reconciler.tasks._common import utc_stamp
 from zmi_reconciler.tasks.base import TaskContext, TaskFailed, TaskParams, TaskResult, TaskSpec
 
 DB_MEMBER = "tna.sqlite3"
@@ -155,11 +155,7 @@ def backup_name(params: Params, ctx: TaskContext) -> str:
     now = ctx.clock()
     if params.naming == "weekday":
         return f"zmi-{WEEKDAYS[now.astimezone(ctx.settings.zone).weekday()]}.zip"
-    return f"zmi-{_utc_stamp(now)}.zip"
-
-
-def _utc_stamp(instant: datetime) -> str:
-    return instant.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"zmi-{utc_stamp(now)}.zip"
 
 
 def _write_zip(db: Path, target: Path, manifest: dict[str, Any]) -> None:
@@ -205,7 +201,7 @@ def run(ctx: TaskContext, params: Params) -> Result:
         ctx.log(f"snapshot copied: {sum(counts.values())} rows in {len(counts)} tables")
         ctx.check_cancelled()
         staging = Path(tmp) / (name + ".part")
-        manifest = {"created_at": _utc_stamp(ctx.clock()), "schema_version": schema_version,
+        manifest = {"created_at": utc_stamp(ctx.clock()), "schema_version": schema_version,
                     "row_counts": counts, "source": str(ctx.settings.database_path)}
         _write_zip(copy, staging, manifest)
         ctx.check_cancelled()
