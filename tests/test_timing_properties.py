@@ -107,3 +107,54 @@ def test_hourly_every_1_is_every_real_hour(minute, zone, after):
     t = HoursTiming(type="hours", every=1, minute=minute)
     got = list(islice(iter_fires(t, zone, after), 30))
     assert all(b - a == timedelta(hours=1) for a, b in zip(got, got[1:]))
+
+
+def _existing_readings(wall: datetime, zone: ZoneInfo) -> list[datetime]:
+    """UTC instants whose local wall time in ``zone`` is ``wall`` (0, 1 or 2 of them), straight from zoneinfo."""
+    found = []
+    for fold in (0, 1):
+        u = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+        if u.astimezone(zone).replace(tzinfo=None) == wall and u not in found:
+            found.append(u)
+    return found
+
+
+@settings(max_examples=150, deadline=None)
+@given(at=hhmm, zone=zones, after=afters)
+def test_daily_matches_the_rfc5545_reading_day_by_day(at, zone, after):
+    # Independent oracle: the fold=0 reading of <day> <at> is RFC 5545's instant (gap: offset before the gap,
+    # fold: first occurrence). Build it for a run of local days and compare.
+    t = DailyTiming(type="daily", at=at)
+    start = after.astimezone(zone).date() - timedelta(days=1)
+    expected = sorted({datetime.combine(start + timedelta(days=i), time.fromisoformat(at), tzinfo=zone)
+                       .astimezone(UTC) for i in range(COUNT + 3)})
+    expected = [e for e in expected if e > after][:COUNT]
+    assert list(islice(iter_fires(t, zone, after), COUNT)) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(minute=st.integers(0, 59), zone=zones, after=afters)
+def test_hourly_every_1_matches_existing_wall_times(minute, zone, after):
+    # Independent oracle: every instant whose local wall time is HH:<minute> (both folds, gaps none).
+    t = HoursTiming(type="hours", every=1, minute=minute)
+    start = after.astimezone(zone).date() - timedelta(days=1)
+    expected = sorted({u for i in range(4) for h in range(24)
+                       for u in _existing_readings(datetime.combine(start + timedelta(days=i), time(h, minute)), zone)})
+    expected = [e for e in expected if e > after][:COUNT]
+    assert list(islice(iter_fires(t, zone, after), COUNT)) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(t=wall_timings, zone=zones, after=afters)
+def test_lint_names_every_dst_fire_of_the_window(t, zone, after):
+    from zmi_reconciler.timing import fire_notes, lint_notes
+
+    end = after + timedelta(days=60)
+    w003 = [m for code, m in lint_notes(t, zone, after, days=60) if code == "W003"]
+    for f in iter_fires(t, zone, after):
+        if f > end:
+            break
+        for note in fire_notes(t, zone, f):
+            if "DST" in note:
+                head = note.split(" in ")[0]  # "02:30 does not exist on 2026-03-29"
+                assert any(m.startswith(head) for m in w003), (note, w003)

@@ -25,7 +25,8 @@ from __future__ import annotations
 import calendar
 import heapq
 from collections.abc import Iterator
-from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -48,8 +49,7 @@ FOLD_FIRST = "fold_first"  # hours N = 1: occurs twice, fires at both; this is t
 FOLD_SECOND = "fold_second"  # ... and this the second
 
 
-@dataclass(frozen=True, slots=True)
-class _Event:
+class _Event(NamedTuple):
     """One scheduled wall time on one local day.
 
     ``at``: the UTC instant it fires (for ``GAP_NONE``, which never fires, the instant used for ordering);
@@ -100,12 +100,13 @@ def _interval_fires(period: int, after: datetime) -> Iterator[datetime]:
         return
 
 
+@lru_cache(maxsize=65536)
 def _classify(wall: datetime, zone: ZoneInfo) -> tuple[str, datetime, datetime]:
     """Classify a naive local wall time: ``("normal"|"gap"|"fold", first, second)``.
 
     ``first``/``second`` are the UTC readings with ``fold=0``/``fold=1`` (PEP 495). For a gap, ``fold=0``
     uses the offset from before the transition, which is exactly RFC 5545's reading of a nonexistent time;
-    for a fold, ``fold=0`` is the first occurrence.
+    for a fold, ``fold=0`` is the first occurrence. Cached: only days touched by a transition get here.
     """
     first = wall.replace(tzinfo=zone).astimezone(UTC)
     second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
@@ -116,6 +117,7 @@ def _classify(wall: datetime, zone: ZoneInfo) -> tuple[str, datetime, datetime]:
     return "gap", first, second
 
 
+@lru_cache(maxsize=4096)
 def _gap_end(lo: datetime, hi: datetime, zone: ZoneInfo) -> datetime:
     """The transition instant (first instant after the gap) in ``(lo, hi]``, found to the second.
 
@@ -134,21 +136,60 @@ def _gap_end(lo: datetime, hi: datetime, zone: ZoneInfo) -> datetime:
     return hi
 
 
-def _wall_times(timing) -> list[time]:
-    """Local wall times of one day for hours/daily/weekly/monthly timings."""
+def _wall_times(timing) -> list[timedelta]:
+    """Local wall times of one day (as offsets from local midnight) for hours/daily/weekly/monthly timings."""
     if timing.type == "hours":
-        return [time(h, timing.minute) for h in range(0, 24, timing.every)]
-    if timing.type == "daily":
-        return [time.fromisoformat(t) for t in timing.times]
-    return [time.fromisoformat(timing.at)]
+        hhmm = [(h, timing.minute) for h in range(0, 24, timing.every)]
+    elif timing.type == "daily":
+        hhmm = [(int(t[:2]), int(t[3:])) for t in timing.times]
+    else:
+        hhmm = [(int(timing.at[:2]), int(timing.at[3:]))]
+    return [timedelta(hours=h, minutes=m) for h, m in hhmm]
 
 
-def _day_events(timing, zone: ZoneInfo, day: date, times: list[time], short_month: bool) -> list[_Event]:
+_PROBES = tuple(time(h) for h in (0, 6, 12, 18))
+
+
+@lru_cache(maxsize=16384)
+def _uniform_offset(zone: ZoneInfo, day: date) -> timedelta | None:
+    """The UTC offset in force for the whole local ``day``, or None when a transition touches the day.
+
+    Probes both readings (``fold`` 0 and 1) of 00:00, 06:00, 12:00, 18:00 and the next 00:00: one transition
+    always changes some probe; two transitions less than six hours apart on one day (none in tzdata since
+    1970) would go unseen. Cached: every schedule in a zone shares the same days.
+    """
+    offset = datetime.combine(day, time(), tzinfo=zone).utcoffset()
+    probes = [datetime.combine(day, t, tzinfo=zone) for t in _PROBES]
+    probes.append(datetime.combine(day + _ONE_DAY, time(), tzinfo=zone))
+    for probe in probes:
+        if probe.utcoffset() != offset or probe.replace(fold=1).utcoffset() != offset:
+            return None
+    return offset
+
+
+@lru_cache(maxsize=1024)
+def _transition_days(zone: ZoneInfo, year: int) -> tuple[date, ...]:
+    """Local days of ``year`` touched by a UTC offset change in ``zone`` (cached per zone and year)."""
+    day, end = date(year, 1, 1), date(year + 1, 1, 1)
+    found = []
+    while day < end:
+        if _uniform_offset(zone, day) is None:
+            found.append(day)
+        day += _ONE_DAY
+    return tuple(found)
+
+
+def _day_events(timing, zone: ZoneInfo, day: date, times: list[timedelta], short_month: bool) -> list[_Event]:
     """The events of one local day (unsorted; several may share a UTC instant)."""
-    events: list[_Event] = []
+    offset = _uniform_offset(zone, day)
+    midnight = datetime.combine(day, time())
+    if offset is not None:  # fast path: no transition today, every wall time exists exactly once
+        midnight_utc = (midnight - offset).replace(tzinfo=UTC)
+        return [_Event(midnight_utc + t, midnight + t, NORMAL, short_month) for t in times]
+    events = []
     hourly = timing.type == "hours"
     for t in times:
-        wall = datetime.combine(day, t)
+        wall = midnight + t
         kind, first, second = _classify(wall, zone)
         if kind == "normal":
             events.append(_Event(first, wall, NORMAL, short_month))
@@ -193,16 +234,41 @@ def _candidate_days(timing, start: date) -> Iterator[tuple[date, bool]]:
         day += _ONE_DAY
 
 
+def _is_candidate(timing, day: date) -> tuple[bool, bool]:
+    """Whether local ``day`` carries fires of a wall-clock timing, and whether it is a moved monthly day."""
+    if timing.type == "weekly":
+        return WEEKDAYS[day.weekday()] in timing.days, False
+    if timing.type != "monthly":
+        return True, False
+    length = calendar.monthrange(day.year, day.month)[1]
+    if timing.day == "last":
+        return day.day == length, False
+    if timing.day <= length:
+        return day.day == timing.day, False
+    return timing.short_month == "last_day" and day.day == length, True
+
+
+def _earliest_reading(day: date, zone: ZoneInfo) -> datetime:
+    """The earliest UTC reading of local ``day`` 00:00 (either fold): no event of ``day`` or later is earlier.
+
+    Later wall times of a day read later; a fall-back moves the clock back only past walls that then repeat
+    (the first reading counts), and a gap only moves fires forward.
+    """
+    midnight = datetime.combine(day, time(), tzinfo=zone)
+    return min(midnight.astimezone(UTC), midnight.replace(fold=1).astimezone(UTC))
+
+
 def _iter_events(timing, zone: ZoneInfo, after: datetime) -> Iterator[_Event]:
     """Events of a wall-clock timing strictly after ``after`` (UTC), ascending by ``at``.
 
-    Firing events that fall on an instant already fired are dropped (a slot fires once). Days are
-    generated in local order and merged through a heap: every event of a later local date lies after
-    ``00:00 UTC`` of the current date (UTC offsets are below 24 h), which bounds what may be released.
+    Firing events that fall on an instant already fired are dropped (a slot fires once). Candidate local days
+    are generated in order from the day before ``after``'s local date (an event of an earlier day lies before
+    ``after``) and merged through a heap; after day D, events earlier than the earliest reading of D+1 00:00
+    are final (:func:`_earliest_reading`), so a day's fires are released as soon as the day is computed.
     """
     times = _wall_times(timing)
     local = after.astimezone(zone).date()
-    start = local - timedelta(days=2) if local > date.min + timedelta(days=2) else local
+    start = local - _ONE_DAY if local > date.min else local
     heap: list[tuple[datetime, int, _Event]] = []
     seq = 0
     last_fire: datetime | None = None
@@ -211,8 +277,6 @@ def _iter_events(timing, zone: ZoneInfo, after: datetime) -> Iterator[_Event]:
         nonlocal last_fire
         while heap and (bound is None or heap[0][0] < bound):
             event = heapq.heappop(heap)[2]
-            if event.at <= after:
-                continue
             if event.fires:
                 if last_fire is not None and event.at <= last_fire:
                     continue
@@ -222,9 +286,11 @@ def _iter_events(timing, zone: ZoneInfo, after: datetime) -> Iterator[_Event]:
     try:
         for day, short in _candidate_days(timing, start):
             for event in _day_events(timing, zone, day, times, short):
-                heapq.heappush(heap, (event.at, seq, event))
-                seq += 1
-            yield from release(datetime.combine(day, time(), UTC))
+                if event.at > after:
+                    heapq.heappush(heap, (event.at, seq, event))
+                    seq += 1
+            if heap:
+                yield from release(_earliest_reading(day + _ONE_DAY, zone))
     except OverflowError:
         pass
     yield from release(None)
@@ -341,19 +407,28 @@ def lint_notes(timing, zone: ZoneInfo, start_utc: datetime, days: int = 366) -> 
     end = start + timedelta(days=days)
     found: list[tuple[str, str]] = []
     seen: set[tuple[datetime, str]] = set()
-    for event in _iter_events(timing, zone, start):
-        if event.at > end:
-            break
-        if event.kind == NORMAL:
-            continue
-        key = (event.wall, event.kind.split("_")[0])
-        if key in seen:
-            continue
-        seen.add(key)
-        text = _event_note(event, zone, for_lint=True)
-        if text:
-            found.append(("W003", f"{text}; other days fire at {_hhmm(event.wall)}"
-                          if event.kind in (GAP_SHIFT, GAP_AFTER) else text))
+    times = _wall_times(timing)
+    first_day = start.astimezone(zone).date() - _ONE_DAY
+    last_day = end.astimezone(zone).date() + _ONE_DAY
+    # Only days touched by a transition can hold a gap or fold: look at those, not at every fire.
+    for year in range(first_day.year, last_day.year + 1):
+        for day in _transition_days(zone, year):
+            if not first_day <= day <= last_day:
+                continue
+            wanted, short = _is_candidate(timing, day)
+            if not wanted:
+                continue
+            for event in sorted(_day_events(timing, zone, day, times, short), key=lambda e: e.at):
+                if event.kind == NORMAL or not start < event.at <= end:
+                    continue
+                key = (event.wall, event.kind.split("_")[0])
+                if key in seen:
+                    continue
+                seen.add(key)
+                text = _event_note(event, zone, for_lint=True)
+                if event.kind in (GAP_SHIFT, GAP_AFTER):
+                    text += f"; other days fire at {_hhmm(event.wall)}"
+                found.append(("W003", text))
     if timing.type == "monthly" and timing.day != "last" and timing.day >= 29:
         found.append(("W004", _short_month_lint(timing, start.astimezone(zone).date())))
     return found
