@@ -6,12 +6,17 @@ import json
 from typing import Any
 
 from litestar import Request
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from zmi_reconciler.api.problems import PROBLEM_MEDIA_TYPE, BadRequest, Invalid, Problem, UnsupportedMediaType
 
+from zmi_reconciler.api.service import ScheduleService
+
+#: The per-app service, injected by name (``dependencies={"service": ...}`` in :func:`create_app`).
+Service = NamedDependency[ScheduleService]
 JSON_TYPES = frozenset({"application/json", "application/merge-patch+json"})
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 _DESCRIPTIONS = {

@@ -8,7 +8,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from zmi_reconciler.api.metrics import CONTENT_TYPE
 from zmi_reconciler.api.models import Health, Readiness
 from zmi_reconciler.api.problems import PROBLEM_MEDIA_TYPE, Problem
-from zmi_reconciler.api.service import ScheduleService
+from zmi_reconciler.api.controllers import Service
 
 
 class HealthController(Controller):
@@ -24,7 +24,7 @@ class HealthController(Controller):
          opt={"public": True}, sync_to_thread=False,
          responses={503: ResponseSpec(data_container=Problem, media_type=PROBLEM_MEDIA_TYPE,
                                       description="schedules not loaded yet", generate_examples=False)})
-    def readyz(self, service: ScheduleService) -> Response[Readiness]:
+    def readyz(self, service: Service) -> Response[Readiness]:
         ready = service.ready()
         body = Readiness(status="ready" if ready else "starting", schedules=len(service._states()) if ready else 0)
         if not ready:
@@ -35,5 +35,5 @@ class HealthController(Controller):
 
     @get("/metrics", operation_id="metrics", summary="Prometheus text exposition (read token)",
          media_type=CONTENT_TYPE, sync_to_thread=True)
-    def metrics(self, service: ScheduleService) -> bytes:
+    def metrics(self, service: Service) -> bytes:
         return service.metrics.render()

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 
-from zmi_reconciler.api.controllers import problems, read_document
+from zmi_reconciler.api.controllers import Service, problems, read_document
 from zmi_reconciler.api.controllers.schedules import call
 from zmi_reconciler.api.models import RunAccepted, RunDetail, RunPage, TriggerRequest
 from zmi_reconciler.api.problems import FieldError, Invalid
@@ -40,8 +40,8 @@ class ScheduleRunsController(Controller):
                       "`wait=N` waits up to N seconds (<= 300) and answers 200 with the finished run.",
           responses={200: ResponseSpec(data_container=RunDetail, description="the run ended within `wait`"),
                      **problems(403, 404, 409, 413, 415, 422)})
-    async def trigger(self, schedule_id: str, request: Request[Any, Any, Any], service: ScheduleService,
-                      wait: Annotated[float, Parameter(ge=0, le=MAX_WAIT_SECONDS,
+    async def trigger(self, schedule_id: FromPath[str], request: Request[Any, Any, Any], service: Service,
+                      wait: Annotated[float, QueryParameter(ge=0, le=MAX_WAIT_SECONDS,
                                                        description="seconds to wait for the end")] = 0
                       ) -> Response[RunAccepted]:
         tasks = _trigger_body(await read_document(request, allow_yaml=False, optional=True))
@@ -55,17 +55,17 @@ class ScheduleRunsController(Controller):
 
     @get("/", operation_id="listRuns", summary="Runs, newest first, paged", responses=problems(404),
          sync_to_thread=True)
-    def list_runs(self, schedule_id: str, service: ScheduleService,
-                  page: Annotated[int, Parameter(ge=1, le=1_000_000)] = 1,
-                  per_page: Annotated[int, Parameter(ge=1, le=500)] = 50,
-                  status: Annotated[str | None, Parameter(
+    def list_runs(self, schedule_id: FromPath[str], service: Service,
+                  page: Annotated[int, QueryParameter(ge=1, le=1_000_000)] = 1,
+                  per_page: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+                  status: Annotated[str | None, QueryParameter(
                       pattern="^(running|succeeded|failed|partial|interrupted)$",
                       description="only runs with this status")] = None) -> RunPage:
         return service.runs(schedule_id, page, per_page, status)
 
     @get("/last", operation_id="lastRun", summary="The last run with task results and logs",
          responses=problems(404), sync_to_thread=True)
-    def last_run(self, schedule_id: str, service: ScheduleService) -> RunDetail:
+    def last_run(self, schedule_id: FromPath[str], service: Service) -> RunDetail:
         return service.last_run(schedule_id)
 
 
@@ -81,5 +81,5 @@ class RunsController(Controller):
 
     @get("/{run_id:str}", operation_id="getRun", summary="One run with task results and logs",
          responses=problems(404), sync_to_thread=True)
-    def get_run(self, run_id: str, service: ScheduleService) -> RunDetail:
+    def get_run(self, run_id: FromPath[str], service: Service) -> RunDetail:
         return service.get_run(run_id)

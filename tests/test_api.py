@@ -1,0 +1,434 @@
+"""API tests (SPEC 8, issue 6): create/trigger/logs, pause/resume, ETag 412/428, byte-exact write-back,
+401/403, 409 on overlap, 422 with field paths per timing type, ids such as ``../x``, validate, catalog,
+preview, metrics, body limit. Real journal, runner and reconciler; small registered test tasks."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import stat
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from test_api_support import READ, SPEC_EXAMPLE, WRITE, close_env, make_env
+
+NIGHTLY = {
+    "name": "Nightly processing",
+    "timing": {"type": "manual"},
+    "tasks": [
+        {"task": "backup_database", "params": {"keep": 3}},
+        {"task": "calculate_days"},
+        {"task": "calculate_months", "params": {"month": "previous"}},
+        {"task": "send_notifications", "on_error": "continue"},
+    ],
+}
+
+
+@pytest.fixture
+def env(tmp_path: Path):
+    e = make_env(tmp_path)
+    yield e
+    close_env(e)
+
+
+@pytest.fixture
+def client(env):
+    with TestClient(env.app) as c:
+        yield c
+
+
+def _reconcile(env) -> None:
+    (getattr(env.reconciler, "reconcile_now", None) or env.reconciler.reconcile_all)()
+
+
+def _put_file(env, name: str, text: str) -> Path:
+    path = env.schedules / name
+    path.write_text(text, encoding="utf-8")
+    _reconcile(env)
+    return path
+
+
+def _changed_lines(before: str, after: str) -> list[str]:
+    return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+
+
+# ---------------------------------------------------------------------------------------------- the story
+def test_create_trigger_and_read_logs_in_task_order(env, client):
+    r = client.post("/api/v1/schedules", json={"id": "nightly", "spec": NIGHTLY}, headers=WRITE)
+    assert r.status_code == 201, r.text
+    assert r.headers["location"] == "/api/v1/schedules/nightly"
+    text = (env.schedules / "nightly.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=../openapi/schedule.schema.json\n")
+    assert r.headers["etag"] == r.json()["etag"]
+    assert r.json()["status"]["loaded"] is True
+
+    r = client.post("/api/v1/schedules/nightly/runs", params={"wait": 10}, headers=WRITE)
+    assert r.status_code == 200, r.text
+    run = r.json()
+    assert r.headers["location"] == f"/api/v1/runs/{run['run_id']}"
+    assert run["run_id"].startswith("nightly@manual-")
+    assert run["trigger"] == "manual"
+    assert run["status"] == "partial"  # send_notifications failed with on_error: continue
+    assert [(t["index"], t["task"], t["status"]) for t in run["tasks"]] == [
+        (0, "backup_database", "succeeded"), (1, "calculate_days", "succeeded"),
+        (2, "calculate_months", "succeeded"), (3, "send_notifications", "failed")]
+    assert run["tasks"][0]["result"] == {"files": 1, "keep": 3}
+    assert run["tasks"][3]["error"] == "smtp refused"
+    assert [(log["index"], log["message"]) for log in run["logs"]] == [
+        (0, "backup kept 3"), (1, "days calculated"), (2, "months calculated")]
+    assert run["logs"][2]["fields"] == {"month": "previous"}
+
+    same = client.get(f"/api/v1/runs/{run['run_id']}", headers=READ).json()
+    assert same == run
+    last = client.get("/api/v1/schedules/nightly/runs/last", headers=READ).json()
+    assert last["run_id"] == run["run_id"]
+    page = client.get("/api/v1/schedules/nightly/runs", headers=READ).json()
+    assert [item["run_id"] for item in page["items"]] == [run["run_id"]] and page["total"] == 1
+
+    listing = client.get("/api/v1/schedules", headers=READ).json()["items"]
+    assert [(s["id"], s["name"], s["status"]["last_run"]["status"]) for s in listing] == [
+        ("nightly", "Nightly processing", "partial")]
+
+
+def test_trigger_subset_of_tasks_202_then_run(env, client):
+    client.post("/api/v1/schedules", json={"id": "nightly", "spec": NIGHTLY}, headers=WRITE)
+    r = client.post("/api/v1/schedules/nightly/runs", json={"tasks": [1, 2]}, headers=WRITE)
+    assert r.status_code == 202, r.text
+    run_id = r.json()["run_id"]
+    assert env.runner.wait_run(run_id, 10)
+    run = client.get(f"/api/v1/runs/{run_id}", headers=READ).json()
+    assert run["status"] == "succeeded"
+    assert [t["task"] for t in run["tasks"] if t["status"] != "skipped"] == ["calculate_days", "calculate_months"]
+    r = client.post("/api/v1/schedules/nightly/runs", json={"tasks": [9]}, headers=WRITE)
+    assert r.status_code == 422 and r.json()["errors"][0]["path"] == "tasks[0]"
+
+
+def test_runs_paged_newest_first_and_filtered(env, client):
+    client.post("/api/v1/schedules", json={"id": "nightly", "spec": NIGHTLY}, headers=WRITE)
+    ids = []
+    for minute in range(3):
+        env.clock.now = datetime(2026, 3, 28, 12, minute, tzinfo=timezone.utc)
+        ids.append(client.post("/api/v1/schedules/nightly/runs", params={"wait": 10},
+                               json={"tasks": [0]} if minute == 1 else None, headers=WRITE).json()["run_id"])
+    page1 = client.get("/api/v1/schedules/nightly/runs", params={"per_page": 2}, headers=READ).json()
+    page2 = client.get("/api/v1/schedules/nightly/runs", params={"per_page": 2, "page": 2}, headers=READ).json()
+    assert [r["run_id"] for r in page1["items"] + page2["items"]] == ids[::-1]
+    assert page1["total"] == 3
+    ok = client.get("/api/v1/schedules/nightly/runs", params={"status": "succeeded"}, headers=READ).json()
+    assert [r["run_id"] for r in ok["items"]] == [ids[1]] and ok["total"] == 1
+
+
+def test_pause_stops_fires_and_resume_starts_them_again(env, client):
+    spec = {"name": "Every minute", "timing": {"type": "minutes", "every": 1},
+            "tasks": [{"task": "calculate_days"}]}
+    etag = client.post("/api/v1/schedules", json={"id": "minutely", "spec": spec}, headers=WRITE).headers["etag"]
+    base = env.clock.now
+
+    def fire_at(seconds: int) -> None:
+        env.clock.now = base + timedelta(seconds=seconds)
+        env.runner.tick(env.clock.now)
+        env.wait_idle("minutely")
+
+    fire_at(60)
+    assert [r["trigger"] for r in env.journal.runs("minutely")] == ["scheduled"]
+
+    r = client.post("/api/v1/schedules/minutely/pause", headers={**WRITE, "If-Match": etag})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"]["enabled"] is False and r.json()["spec"]["enabled"] is False
+    for seconds in (120, 180, 240):
+        fire_at(seconds)
+    assert len(env.journal.runs("minutely")) == 1  # nothing ran while paused
+    assert client.get("/api/v1/schedules/minutely", headers=READ).json()["status"]["next_fire"] is None
+
+    r = client.post("/api/v1/schedules/minutely/resume", headers={**WRITE, "If-Match": r.headers["etag"]})
+    assert r.status_code == 200 and r.json()["status"]["enabled"] is True
+    fire_at(300)
+    runs = env.journal.runs("minutely")
+    assert len(runs) == 2 and runs[0]["scheduled_for"] == base + timedelta(seconds=300)
+
+
+# ---------------------------------------------------------------------------------------------- concurrency
+def test_if_match_required_stale_and_git_pull(env, client):
+    path = _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
+    etag = client.get("/api/v1/schedules/nightly", headers=READ).headers["etag"]
+    for method in ("put", "patch"):
+        r = client.request(method.upper(), "/api/v1/schedules/nightly", json={"enabled": False}, headers=WRITE)
+        assert r.status_code == 428 and r.headers["content-type"] == "application/problem+json"
+    for action in ("pause", "resume"):
+        assert client.post(f"/api/v1/schedules/nightly/{action}", headers=WRITE).status_code == 428
+    assert client.delete("/api/v1/schedules/nightly", headers=WRITE).status_code == 428
+    r = client.patch("/api/v1/schedules/nightly", json={"enabled": False},
+                     headers={**WRITE, "If-Match": '"0000"'})
+    assert r.status_code == 412
+
+    # someone pulls a change from git: the ETag the client holds is stale now
+    path.write_text(SPEC_EXAMPLE.replace('at: "05:00"', 'at: "05:30"'))
+    r = client.post("/api/v1/schedules/nightly/pause", headers={**WRITE, "If-Match": etag})
+    assert r.status_code == 412
+    assert 'at: "05:30"' in path.read_text() and "enabled: true" in path.read_text()
+
+    fresh = client.get("/api/v1/schedules/nightly", headers=READ).headers["etag"]
+    assert fresh != etag
+    r = client.post("/api/v1/schedules/nightly/pause", headers={**WRITE, "If-Match": fresh})
+    assert r.status_code == 200 and r.headers["etag"] not in (etag, fresh)
+    assert client.get("/api/v1/schedules/nightly", headers=READ).headers["etag"] == r.headers["etag"]
+
+
+def test_delete_needs_current_etag_and_removes_the_schedule(env, client):
+    _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
+    etag = client.get("/api/v1/schedules/nightly", headers=READ).headers["etag"]
+    assert client.delete("/api/v1/schedules/nightly", headers={**WRITE, "If-Match": '"x"'}).status_code == 412
+    assert client.delete("/api/v1/schedules/nightly", headers={**WRITE, "If-Match": etag}).status_code == 204
+    assert not (env.schedules / "nightly.yaml").exists()
+    assert client.get("/api/v1/schedules", headers=READ).json()["items"] == []
+    assert client.get("/api/v1/schedules/nightly", headers=READ).status_code == 404
+
+
+def test_create_existing_is_409(env, client):
+    _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
+    r = client.post("/api/v1/schedules", json={"id": "nightly", "spec": NIGHTLY}, headers=WRITE)
+    assert r.status_code == 409
+    assert (env.schedules / "nightly.yaml").read_text() == SPEC_EXAMPLE
+
+
+# ---------------------------------------------------------------------------------------------- write-back
+def test_patch_enabled_changes_exactly_one_line(env, client):
+    path = _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
+    os.chmod(path, 0o640)
+    etag = client.get("/api/v1/schedules/nightly", headers=READ).headers["etag"]
+    r = client.patch("/api/v1/schedules/nightly", json={"enabled": False}, headers={**WRITE, "If-Match": etag},)
+    assert r.status_code == 200, r.text
+    after = path.read_text()
+    assert _changed_lines(SPEC_EXAMPLE, after) == [
+        "-enabled: true                        # false = paused; nothing else changes",
+        "+enabled: false                       # false = paused; nothing else changes"]
+    assert len(after.splitlines()) == len(SPEC_EXAMPLE.splitlines())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert [p.name for p in env.schedules.iterdir()] == ["nightly.yaml"]  # no temp file left
+
+    r = client.post("/api/v1/schedules/nightly/resume", headers={**WRITE, "If-Match": r.headers["etag"]})
+    assert path.read_text() == SPEC_EXAMPLE  # byte for byte back
+
+
+def test_put_keeps_comments_order_quoting_and_blank_lines(env, client):
+    path = _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
+    got = client.get("/api/v1/schedules/nightly", headers=READ)
+    spec = got.json()["spec"]
+    spec["timing"]["at"] = "06:15"
+    spec["tasks"][2]["params"]["month"] = "previous"
+    spec["tasks"].append({"task": "alive_check"})
+    del spec["description"]
+    r = client.put("/api/v1/schedules/nightly", json=spec, headers={**WRITE, "If-Match": got.headers["etag"]})
+    assert r.status_code == 200, r.text
+    assert _changed_lines(SPEC_EXAMPLE, path.read_text()) == [
+        "-description: Backup first, then days and months, then notify.",
+        '-  at: "05:00"', '+  at: "06:15"',
+        "-    params: {month: current}", "+    params: {month: previous}",
+        "+  - task: alive_check"]
+    # the same document again: no write, same ETag
+    again = client.put("/api/v1/schedules/nightly", json=r.json()["spec"],
+                       headers={**WRITE, "If-Match": r.headers["etag"]})
+    assert again.status_code == 200 and again.headers["etag"] == r.headers["etag"]
+
+
+def test_put_with_defaults_and_durations_as_returned_adds_nothing(env, client):
+    path = _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
+    got = client.get("/api/v1/schedules/nightly", headers=READ)
+    spec = got.json()["spec"]
+    spec["tasks"][0]["timeout"] = 1800  # "30m" as seconds
+    r = client.put("/api/v1/schedules/nightly", json=spec, headers={**WRITE, "If-Match": got.headers["etag"]})
+    assert r.status_code == 200 and path.read_text() == SPEC_EXAMPLE
+
+
+def test_put_yaml_body(env, client):
+    path = _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
+    etag = client.get("/api/v1/schedules/nightly", headers=READ).headers["etag"]
+    body = SPEC_EXAMPLE.replace("overlap: skip", "overlap: queue")
+    r = client.put("/api/v1/schedules/nightly", content=body,
+                   headers={**WRITE, "If-Match": etag, "Content-Type": "application/yaml"})
+    assert r.status_code == 200, r.text
+    assert _changed_lines(SPEC_EXAMPLE, path.read_text()) == [
+        "-overlap: skip                        # skip | queue", "+overlap: queue                       # skip | queue"]
+
+
+# ---------------------------------------------------------------------------------------------- validation
+INVALID_TIMINGS = [
+    ({"type": "seconds", "every": 0}, "timing.every"),
+    ({"type": "minutes", "every": 1441}, "timing.every"),
+    ({"type": "hours", "every": 2, "minute": 60}, "timing.minute"),
+    ({"type": "daily", "at": "25:00"}, "timing.at"),
+    ({"type": "weekly", "days": ["mon", "xyz"], "at": "06:00"}, "timing.days[1]"),
+    ({"type": "monthly", "day": 32, "at": "06:00"}, "timing.day"),
+    ({"type": "manual", "every": 5}, "timing.every"),
+    ({"type": "yearly"}, "timing.type"),
+]
+
+
+@pytest.mark.parametrize(("timing", "field"), INVALID_TIMINGS, ids=[t["type"] for t, _ in INVALID_TIMINGS])
+def test_422_names_the_field_for_each_timing_type(env, client, timing, field):
+    spec = {"name": "x", "timing": timing, "tasks": [{"task": "calculate_days", "timeout": "nope"}]}
+    r = client.post("/api/v1/schedules", json={"id": "bad", "spec": spec}, headers=WRITE)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    errors = r.json()["errors"]
+    paths = [e["path"] for e in errors]
+    assert field in paths and "tasks[0].timeout" in paths  # every error, not only the first
+    assert all(e["line"] >= 1 and e["column"] >= 1 for e in errors)
+    assert not (env.schedules / "bad.yaml").exists()
+
+
+def test_invalid_put_writes_nothing(env, client):
+    path = _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
+    etag = client.get("/api/v1/schedules/nightly", headers=READ).headers["etag"]
+    r = client.patch("/api/v1/schedules/nightly", json={"timing": {"at": "5 o'clock"}, "overlap": "maybe"},
+                     headers={**WRITE, "If-Match": etag})
+    assert r.status_code == 422
+    errors = {e["path"]: (e["line"], e["column"]) for e in r.json()["errors"]}
+    assert set(errors) == {"timing.at", "overlap"}
+    assert errors["timing.at"][0] == 8  # the line in the file that would have been written
+    assert path.read_text() == SPEC_EXAMPLE
+
+
+@pytest.mark.parametrize("raw", ["..%2Fx", "..%2F..%2Fetc%2Fpasswd", "UPPER", "-x", "a" * 64])
+def test_illegal_ids_are_404_and_touch_nothing(env, client, tmp_path, raw):
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for method in ("GET", "PUT", "PATCH", "DELETE"):
+        r = client.request(method, f"/api/v1/schedules/{raw}", json=NIGHTLY, headers={**WRITE, "If-Match": "*"})
+        assert r.status_code in (404, 422), (method, r.status_code)
+    r = client.post(f"/api/v1/schedules/{raw}/runs", headers=WRITE)
+    assert r.status_code == 404
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_create_with_illegal_id_is_422(env, client, tmp_path):
+    r = client.post("/api/v1/schedules", json={"id": "../x", "spec": NIGHTLY}, headers=WRITE)
+    assert r.status_code == 422 and r.json()["errors"][0]["path"] == "id"
+    assert not (tmp_path / "x.yaml").exists() and list(env.schedules.iterdir()) == []
+
+
+def test_validate_yaml_and_json(env, client):
+    bad = "name: x\ntiming:\n  type: daily\n  at: '24:00'\ntasks:\n  - task: calculate_days\n    keep: 1\n"
+    r = client.post("/api/v1/validate", content=bad, headers={**READ, "Content-Type": "application/yaml"})
+    assert r.status_code == 200
+    report = r.json()
+    assert report["valid"] is False
+    assert {(f["path"], f["line"], f["severity"]) for f in report["findings"]} >= {
+        ("timing.at", 4, "error"), ("tasks[0].keep", 7, "error")}
+    r = client.post("/api/v1/validate", json=NIGHTLY, headers=READ)
+    assert r.json()["valid"] is True
+    codes = [f["code"] for f in r.json()["findings"]]
+    assert all(c.startswith("W") for c in codes)
+    assert list(env.schedules.iterdir()) == []
+
+
+def test_tasks_catalog(client):
+    tasks = {t["name"]: t for t in client.get("/api/v1/tasks", headers=READ).json()}
+    assert tasks["backup_database"]["available"] is True
+    assert tasks["backup_database"]["params"]["type"] == "object"
+    assert tasks["backup_database"]["zmi_name"]
+    assert tasks["terminal_set_time"]["available"] is False
+    assert "terminal" in tasks["terminal_set_time"]["reason"]
+
+
+def test_preview_has_dst_notes(env, client):
+    spec = {"name": "DST", "timezone": "Europe/Berlin", "timing": {"type": "daily", "at": "02:30"},
+            "tasks": [{"task": "calculate_days"}]}
+    client.post("/api/v1/schedules", json={"id": "dst", "spec": spec}, headers=WRITE)
+    r = client.get("/api/v1/schedules/dst/preview", params={"count": 2, "after": "2026-03-28T12:00:00Z"},
+                   headers=READ)
+    assert r.status_code == 200, r.text
+    fires = r.json()["fires"]
+    assert [f["local"] for f in fires] == ["2026-03-29T03:30:00+02:00", "2026-03-30T02:30:00+02:00"]
+    assert "DST gap" in fires[0]["notes"][0] and fires[1]["notes"] == []
+
+
+# ---------------------------------------------------------------------------------------------- auth, limits
+def test_401_without_or_with_unknown_token_and_403_for_read_token(env, client):
+    r = client.get("/api/v1/schedules")
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    assert r.headers["content-type"] == "application/problem+json" and r.json()["status"] == 401
+    assert client.get("/api/v1/schedules", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.get("/api/v1/schedules", headers={"Authorization": "Basic abc"}).status_code == 401
+    assert client.get("/api/v1/schedules", headers=READ).status_code == 200
+    r = client.post("/api/v1/schedules", json={"id": "x", "spec": NIGHTLY}, headers=READ)
+    assert r.status_code == 403 and not (env.schedules / "x.yaml").exists()
+    assert client.get("/api/v1/metrics").status_code == 401
+    assert client.get("/api/v1/healthz").json() == {"status": "ok"}
+    assert client.get("/api/v1/readyz").json()["status"] == "ready"
+    assert client.get("/schema/openapi.json").status_code == 200
+
+
+def test_admin_token_created_on_first_start(tmp_path):
+    from zmi_reconciler.api.auth import TokenStore
+    from zmi_reconciler.config import Settings
+
+    settings = Settings(data_dir=tmp_path / "var", schedules_dir=tmp_path / "s")
+    store = TokenStore.load(settings)
+    token_file = tmp_path / "var" / "admin.token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+    stored = (tmp_path / "var" / "tokens.json").read_text()
+    assert token not in stored and json.loads(stored)[0]["role"] == "write"
+    assert store.authenticate(token).role == "write"
+    again = TokenStore.load(settings)  # second start: no new token
+    assert token_file.read_text().strip() == token and again.authenticate(token) is not None
+
+
+def test_body_limit_413(tmp_path):
+    from test_api_support import make_env as make
+
+    env = make(tmp_path, max_request_bytes=1024)
+    try:
+        with TestClient(env.app) as client:
+            r = client.post("/api/v1/validate", content="x" * 5000,
+                            headers={**READ, "Content-Type": "application/yaml"})
+            assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"
+    finally:
+        close_env(env)
+
+
+def test_overlap_is_409_naming_the_active_run(env, client):
+    spec = {"name": "slow", "timing": {"type": "manual"}, "tasks": [{"task": "alive_check"}]}
+    client.post("/api/v1/schedules", json={"id": "slow", "spec": spec}, headers=WRITE)
+    first = client.post("/api/v1/schedules/slow/runs", headers=WRITE).json()["run_id"]
+    assert env.gate.started.wait(10)
+    r = client.post("/api/v1/schedules/slow/runs", headers=WRITE)
+    assert r.status_code == 409, r.text
+    assert r.json()["active_run"] == first and first in r.json()["detail"]
+    assert client.get("/api/v1/schedules/slow", headers=READ).json()["status"]["active_run"] == first
+    env.gate.release.set()
+    assert env.runner.wait_run(first, 10)
+
+
+def test_metrics_count_runs_and_show_next_fire(env, client):
+    spec = {"name": "Daily", "timing": {"type": "daily", "at": "05:00"}, "tasks": [{"task": "calculate_days"}]}
+    client.post("/api/v1/schedules", json={"id": "daily", "spec": spec}, headers=WRITE)
+    client.post("/api/v1/schedules/daily/runs", params={"wait": 10}, headers=WRITE)
+    text = client.get("/api/v1/metrics", headers=READ).text
+    assert 'zmi_runs_total{schedule="daily",status="succeeded"} 1.0' in text
+    assert 'zmi_task_duration_seconds_count{task="calculate_days"} 1.0' in text
+    next_fire = datetime(2026, 3, 29, 3, 0, tzinfo=timezone.utc).timestamp()
+    assert _metric(text, 'zmi_next_fire_timestamp_seconds{schedule="daily"}') == next_fire
+    assert _metric(text, 'zmi_last_success_timestamp_seconds{schedule="daily"}') == env.clock.now.timestamp()
+
+
+def _metric(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def test_degraded_file_is_listed_with_errors(env, client):
+    _put_file(env, "broken.yaml", "name: x\ntiming: {type: daily, at: '99:00'}\ntasks: [{task: calculate_days}]\n")
+    item = client.get("/api/v1/schedules", headers=READ).json()["items"][0]
+    assert item["id"] == "broken" and item["status"]["degraded"] is True
+    assert item["status"]["errors"][0]["path"] == "timing.at"
+    detail = client.get("/api/v1/schedules/broken", headers=READ).json()
+    assert detail["spec"] is None and "99:00" in detail["source"]
+    assert client.post("/api/v1/schedules/broken/runs", headers=WRITE).status_code == 409
