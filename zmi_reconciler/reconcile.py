@@ -1,0 +1,374 @@
+"""The reconciler: keeps the runner in line with the files in ``schedules.d/`` (SPEC section 5).
+
+Level-triggered, like a Kubernetes controller: :meth:`Reconciler.reconcile_all` compares the whole folder
+(desired state) with what the runner was given (observed state) and is idempotent; file-system events only say
+*when* to look, so a missed or coalesced event never leaves a difference behind. Each file is ``stat``-ed; only
+files whose stat changed are read and hashed (SHA-256 of the bytes), and only files whose hash changed are
+parsed. The difference, by content hash:
+
+* new valid file -> ``runner.apply`` + ``schedule_loaded``;
+* changed valid file -> ``runner.apply`` + ``schedule_updated`` (``schedule_paused`` / ``schedule_resumed``
+  when ``enabled`` flipped; both when more than ``enabled`` changed). A run in progress finishes with the old
+  definition (the runner's business);
+* deleted file -> ``runner.remove`` + ``schedule_removed``;
+* unchanged file -> nothing; ``runner.apply`` is not called, so its next fire does not move;
+* invalid file -> the last good version keeps running, the schedule is ``degraded`` with the findings and
+  ``schedule_invalid`` is journaled (once per distinct file content). A file that was never valid is not run.
+  Fixing the file clears ``degraded`` (``schedule_updated``, or ``schedule_loaded`` if it never ran).
+
+Files that are not ``*.yaml``/``*.yml``, dotfiles and subfolders are ignored, which covers editor swap and
+backup files (``.x.yaml.swp``, ``x.yaml~``, ``.#x.yaml``, vim's ``4913`` probe). A half-written file is
+invalid, so at worst it shows as degraded until the write completes; the watcher's debounce usually hides it.
+Two files with one id (``x.yaml`` and ``x.yml``) make that schedule invalid (E030) until one goes.
+
+A missing folder is taken as "no information", not as "delete everything": schedules keep running, a warning
+is logged, and :meth:`Reconciler.watch` polls until the folder exists again, then reconciles it as a whole.
+The API's own writes go through the same path (:meth:`Reconciler.reconcile_now`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import watchfiles
+
+from zmi_reconciler.loader import Finding, LoadResult, is_schedule_file_name, load_schedule_file
+from zmi_reconciler.tasks.base import utc_now
+
+if TYPE_CHECKING:  # pragma: no cover
+    from zmi_reconciler.config import Settings
+    from zmi_reconciler.schema import Schedule
+
+log = logging.getLogger(__name__)
+
+#: Files whose mtime is this close to the scan are hashed even when their stat looks unchanged: a second write
+#: within the file system's timestamp granularity can keep size and mtime (git's "racy clean" problem).
+RACY_SECONDS = 2.0
+#: Watcher: group changes for at most this long (ms) and yield once no change came for ``WATCH_STEP_MS``.
+WATCH_DEBOUNCE_MS = 100
+WATCH_STEP_MS = 50
+#: Watcher: wake up this often (ms) without events to check that the folder is still the one watched and to
+#: reconcile anyway (a safety net for lost events).
+WATCH_TIMEOUT_MS = 2000
+#: How often (seconds) a missing folder is looked for.
+MISSING_FOLDER_POLL_SECONDS = 0.5
+
+_UNREADABLE = "unreadable"
+_SchedulesDirStat = tuple[int, int]  # (st_dev, st_ino)
+_FileStat = tuple[int, int, int, int]  # (st_ino, st_size, st_mtime_ns, st_ctime_ns)
+
+
+@dataclass
+class ScheduleState:
+    """What the reconciler knows about one schedule id (the file stem).
+
+    - ``schedule``: the definition the runner runs (the last valid version), or None if the file was never valid.
+    - ``content_hash``: SHA-256 hex of the file bytes of that running definition (None with ``schedule``).
+    - ``file``: the file the id was last seen in; ``file_hash``: SHA-256 hex of its bytes as last read (differs
+      from ``content_hash`` while degraded).
+    - ``degraded``: the file on disk is invalid (``findings`` holds its errors); a previous valid version may
+      still run (``schedule`` not None) or nothing runs.
+    - ``findings``: loader findings of the last read (errors when degraded; warnings otherwise).
+    - ``loaded_at``: when the running definition was handed to the runner; ``checked_at``: when the file was
+      last read. Both aware UTC.
+    """
+
+    schedule_id: str
+    file: Path
+    schedule: "Schedule | None" = None
+    content_hash: str | None = None
+    file_hash: str | None = None
+    degraded: bool = False
+    findings: list[Finding] = field(default_factory=list)
+    loaded_at: datetime | None = None
+    checked_at: datetime | None = None
+
+    @property
+    def running(self) -> bool:
+        """True when the runner holds a definition of this schedule."""
+        return self.schedule is not None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One thing :meth:`Reconciler.reconcile_all` did: ``action`` is ``loaded | updated | removed | invalid |
+    paused | resumed``."""
+
+    schedule_id: str
+    action: str
+
+
+class Reconciler:
+    """Keeps ``runner`` in line with ``settings.schedules_dir`` and journals every change.
+
+    ``runner`` needs ``apply(schedule_id, schedule, content_hash)`` and ``remove(schedule_id)``; ``journal``
+    needs ``append(event, **fields)``. ``clock`` returns aware UTC datetimes. All public methods are
+    thread-safe (one lock around a reconcile).
+    """
+
+    def __init__(self, settings: "Settings", runner: Any, journal: Any,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.settings = settings
+        self.directory = Path(settings.schedules_dir)
+        self.runner = runner
+        self.journal = journal
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._states: dict[str, ScheduleState] = {}
+        self._stats: dict[Path, tuple[_FileStat, str]] = {}  # path -> (stat, sha256 of its bytes)
+        self._folder_missing = False
+        self._reconciled = threading.Event()
+
+    # ------------------------------------------------------------------ queries
+    def states(self) -> dict[str, ScheduleState]:
+        """Per schedule id a copy of its :class:`ScheduleState` (findings list copied too)."""
+        with self._lock:
+            return {sid: dataclasses.replace(st, findings=list(st.findings)) for sid, st in self._states.items()}
+
+    def state(self, schedule_id: str) -> ScheduleState | None:
+        """A copy of one schedule's state, or None if no file has that id."""
+        with self._lock:
+            st = self._states.get(schedule_id)
+            return None if st is None else dataclasses.replace(st, findings=list(st.findings))
+
+    @property
+    def ready(self) -> bool:
+        """True once the folder has been reconciled at least once (``/readyz``)."""
+        return self._reconciled.is_set()
+
+    @property
+    def folder_missing(self) -> bool:
+        """True while ``schedules_dir`` does not exist (schedules keep running)."""
+        return self._folder_missing
+
+    # ------------------------------------------------------------------ reconciling
+    def reconcile_now(self) -> list[Change]:
+        """Reconcile at once, e.g. right after the API wrote a file; same path as any edit."""
+        return self.reconcile_all()
+
+    def reconcile_all(self) -> list[Change]:
+        """Compare the folder with what runs and apply the difference; returns what changed (in id order).
+
+        Never raises for file content; runner or journal failures are logged and do not stop the others.
+        """
+        with self._lock:
+            files = self._scan()
+            if files is None:
+                self._reconciled.set()
+                return []
+            changes: list[Change] = []
+            for sid in sorted(set(files) | set(self._states)):
+                try:
+                    self._reconcile_one(sid, files.get(sid, []), changes)
+                except Exception:  # one schedule's trouble must not stop the others
+                    log.exception("reconcile: schedule %s failed", sid)
+            self._reconciled.set()
+            return changes
+
+    def _scan(self) -> dict[str, list[Path]] | None:
+        """Schedule files of the folder grouped by id; None (and a warning once) if the folder is missing."""
+        try:
+            names = os.listdir(self.directory)
+        except (FileNotFoundError, NotADirectoryError):
+            if not self._folder_missing:
+                log.warning("reconcile: %s does not exist; schedules keep running until it is back",
+                            self.directory)
+            self._folder_missing = True
+            return None
+        if self._folder_missing:
+            log.info("reconcile: %s is back", self.directory)
+        self._folder_missing = False
+        files: dict[str, list[Path]] = {}
+        for name in sorted(names):
+            if not is_schedule_file_name(name):
+                continue
+            path = self.directory / name
+            if path.is_dir():
+                continue
+            files.setdefault(path.stem, []).append(path)
+        for gone in [p for p in self._stats if p.parent == self.directory and p.stem not in files]:
+            del self._stats[gone]
+        return files
+
+    def _reconcile_one(self, sid: str, paths: list[Path], changes: list[Change]) -> None:
+        state = self._states.get(sid)
+        if not paths:
+            if state is not None:
+                self._removed(state, changes)
+            return
+        if len(paths) > 1:
+            self._duplicate(sid, paths, state, changes)
+            return
+        path = paths[0]
+        digest = self._hash_if_changed(path) or _UNREADABLE
+        if state is not None and state.file == path and state.file_hash == digest:
+            return  # untouched: the runner is not called, its next fire does not move
+        result = load_schedule_file(path, root=self.directory)
+        self._stats_seen(path, result.content_hash)
+        if result.schedule is None:
+            self._invalid(sid, result, state, changes)
+            if digest == _UNREADABLE:  # journal an unreadable file once, not on every pass
+                self._states[sid].file_hash = _UNREADABLE
+        else:
+            self._valid(sid, result, state, changes)
+
+    def _hash_if_changed(self, path: Path) -> str | None:
+        """SHA-256 of the file if it may have changed since the last read, else the cached hash; None when it
+        cannot be read (the loader will report why)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._stats.pop(path, None)
+            return None
+        key: _FileStat = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        cached = self._stats.get(path)
+        racy = time.time() - st.st_mtime_ns / 1e9 < RACY_SECONDS
+        if cached is not None and cached[0] == key and not racy:
+            return cached[1]
+        try:
+            with open(path, "rb") as handle:
+                digest = hashlib.sha256(handle.read()).hexdigest()
+        except OSError:
+            return None
+        self._stats[path] = (key, digest)
+        return digest
+
+    def _stats_seen(self, path: Path, digest: str) -> None:
+        cached = self._stats.get(path)
+        if cached is not None and cached[1] != digest:  # changed between our read and the loader's
+            self._stats[path] = ((0, 0, 0, 0), digest)
+
+    def _valid(self, sid: str, result: LoadResult, state: ScheduleState | None, changes: list[Change]) -> None:
+        schedule = result.schedule
+        assert schedule is not None
+        now = self._clock()
+        previous = state.schedule if state is not None else None
+        was_degraded = state is not None and state.degraded
+        if state is None:
+            state = self._states[sid] = ScheduleState(sid, result.file)
+        common = {"schedule": sid, "file": str(result.file), "content_hash": result.content_hash}
+        if previous is None or state.content_hash != result.content_hash:
+            self.runner.apply(sid, schedule, result.content_hash)
+            state.loaded_at = now
+        if previous is None:
+            self._journal("schedule_loaded", changes, "loaded", enabled=schedule.enabled, **common)
+        elif state.content_hash != result.content_hash:
+            common["previous_hash"] = state.content_hash
+            flipped = previous.enabled != schedule.enabled
+            if flipped:
+                event = "schedule_resumed" if schedule.enabled else "schedule_paused"
+                self._journal(event, changes, event.removeprefix("schedule_"), **common)
+            if not flipped or _differs_beyond_enabled(previous, schedule):
+                self._journal("schedule_updated", changes, "updated", **common)
+        elif was_degraded:  # fixed back to exactly the running version: nothing to apply
+            self._journal("schedule_updated", changes, "updated", degraded_cleared=True, **common)
+        state.file, state.schedule, state.content_hash = result.file, schedule, result.content_hash
+        state.file_hash, state.degraded, state.findings = result.content_hash, False, list(result.findings)
+        state.checked_at = now
+
+    def _invalid(self, sid: str, result: LoadResult, state: ScheduleState | None, changes: list[Change]) -> None:
+        if state is None:
+            state = self._states[sid] = ScheduleState(sid, result.file)
+        state.file, state.file_hash, state.checked_at = result.file, result.content_hash, self._clock()
+        state.degraded, state.findings = True, list(result.findings)
+        errors = result.errors or result.findings
+        first = errors[0] if errors else Finding(str(result.file), 1, 1, "", "E000", "error", "invalid file")
+        self._journal("schedule_invalid", changes, "invalid", schedule=sid, file=first.file, line=first.line,
+                      column=first.column, path=first.path, code=first.code, message=first.message,
+                      errors=[f.to_dict() for f in errors], file_hash=result.content_hash,
+                      running_hash=state.content_hash)
+        if state.schedule is not None:
+            log.warning("schedule %s: %s is invalid; the last good version (%s) keeps running: %s",
+                        sid, result.file, state.content_hash, first.text())
+        else:
+            log.warning("schedule %s: %s is invalid and not run: %s", sid, result.file, first.text())
+
+    def _duplicate(self, sid: str, paths: list[Path], state: ScheduleState | None, changes: list[Change]) -> None:
+        digests = [self._hash_if_changed(p) for p in paths]
+        fingerprint = "+".join(f"{p.name}:{d}" for p, d in zip(paths, digests))
+        if state is not None and state.degraded and state.file_hash == fingerprint:
+            return
+        names = " and ".join(p.name for p in paths)
+        findings = [Finding(str(p), 1, 1, "", "E030", "error",
+                            f"schedule id {sid!r} is defined by {names}; keep one file") for p in paths]
+        result = LoadResult(sid, paths[0], None, findings, fingerprint, b"")
+        self._invalid(sid, result, state, changes)
+
+    def _removed(self, state: ScheduleState, changes: list[Change]) -> None:
+        sid = state.schedule_id
+        if state.schedule is not None:
+            self.runner.remove(sid)
+            self._journal("schedule_removed", changes, "removed", schedule=sid, file=str(state.file),
+                          content_hash=state.content_hash)
+        del self._states[sid]
+
+    def _journal(self, event: str, changes: list[Change], action: str, **fields: Any) -> None:
+        changes.append(Change(fields["schedule"], action))
+        log.info("reconcile: %s %s", event, fields["schedule"])
+        try:
+            self.journal.append(event, **fields)
+        except Exception:
+            log.exception("journal: cannot record %s of %s", event, fields.get("schedule"))
+
+    # ------------------------------------------------------------------ watching
+    def watch(self, stop: threading.Event) -> None:
+        """Reconcile, then watch the folder until ``stop`` is set (blocking; run it in a thread).
+
+        Events are debounced (``WATCH_DEBOUNCE_MS``) and only say *when* to reconcile the whole folder.
+        Without events the watcher still wakes every ``WATCH_TIMEOUT_MS`` to reconcile (cheap: one stat per
+        file) and to check that the folder is the one being watched; a deleted folder is polled for until it is
+        back, a replaced one is watched anew. Never raises; errors are logged and retried.
+        """
+        while not stop.is_set():
+            try:
+                identity = self._folder_identity()
+                if identity is None:
+                    self.reconcile_all()  # records the missing folder once
+                    stop.wait(MISSING_FOLDER_POLL_SECONDS)
+                    continue
+                self.reconcile_all()
+                self._watch_folder(stop, identity)
+            except Exception:
+                log.exception("reconcile: watching %s failed; retrying", self.directory)
+                stop.wait(MISSING_FOLDER_POLL_SECONDS)
+
+    def _watch_folder(self, stop: threading.Event, identity: _SchedulesDirStat) -> None:
+        for events in watchfiles.watch(self.directory, watch_filter=_relevant, debounce=WATCH_DEBOUNCE_MS,
+                                       step=WATCH_STEP_MS, stop_event=stop, rust_timeout=WATCH_TIMEOUT_MS,
+                                       yield_on_timeout=True, raise_interrupt=False, recursive=False,
+                                       ignore_permission_denied=True):
+            if stop.is_set():
+                return
+            if self._folder_identity() != identity:
+                return  # deleted or replaced: the caller polls and watches the new folder
+            if events:
+                log.debug("reconcile: %d file event(s) in %s", len(events), self.directory)
+            self.reconcile_all()
+
+    def _folder_identity(self) -> _SchedulesDirStat | None:
+        try:
+            st = os.stat(self.directory)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+
+def _relevant(change: watchfiles.Change, path: str) -> bool:
+    """Events worth a reconcile: schedule files, plus Kubernetes ConfigMap swaps (``..data`` symlinks, whose
+    files are symlinks into them). Swap, backup and temp files of editors are not schedule file names."""
+    name = os.path.basename(path)
+    return is_schedule_file_name(name) or name.startswith("..")
+
+
+def _differs_beyond_enabled(old: "Schedule", new: "Schedule") -> bool:
+    return old.model_dump(exclude={"enabled"}) != new.model_dump(exclude={"enabled"})
