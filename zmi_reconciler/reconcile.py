@@ -59,7 +59,7 @@ WATCH_DEBOUNCE_MS = 100
 WATCH_STEP_MS = 50
 #: Watcher: wake up this often (ms) without events to check that the folder is still the one watched and to
 #: reconcile anyway (a safety net for lost events).
-WATCH_TIMEOUT_MS = 2000
+WATCH_TIMEOUT_MS = 5000
 #: How often (seconds) a missing folder is looked for.
 MISSING_FOLDER_POLL_SECONDS = 0.5
 
@@ -125,7 +125,7 @@ class Reconciler:
         self._clock = clock
         self._lock = threading.RLock()
         self._states: dict[str, ScheduleState] = {}
-        self._stats: dict[Path, tuple[_FileStat, str]] = {}  # path -> (stat, sha256 of its bytes)
+        self._stats: dict[str, tuple[_FileStat, str]] = {}  # path -> (stat, sha256 of its bytes)
         self._folder_missing = False
         self._reconciled = threading.Event()
 
@@ -175,10 +175,12 @@ class Reconciler:
             self._reconciled.set()
             return changes
 
-    def _scan(self) -> dict[str, list[Path]] | None:
-        """Schedule files of the folder grouped by id; None (and a warning once) if the folder is missing."""
+    def _scan(self) -> dict[str, list[str]] | None:
+        """Schedule file paths of the folder grouped by id (sorted by name); None (and a warning once) if the
+        folder is missing."""
         try:
-            names = os.listdir(self.directory)
+            with os.scandir(self.directory) as it:
+                entries = [e for e in it if is_schedule_file_name(e.name) and not _is_dir(e)]
         except (FileNotFoundError, NotADirectoryError):
             if not self._folder_missing:
                 log.warning("reconcile: %s does not exist; schedules keep running until it is back",
@@ -188,32 +190,28 @@ class Reconciler:
         if self._folder_missing:
             log.info("reconcile: %s is back", self.directory)
         self._folder_missing = False
-        files: dict[str, list[Path]] = {}
-        for name in sorted(names):
-            if not is_schedule_file_name(name):
-                continue
-            path = self.directory / name
-            if path.is_dir():
-                continue
-            files.setdefault(path.stem, []).append(path)
-        for gone in [p for p in self._stats if p.parent == self.directory and p.stem not in files]:
+        files: dict[str, list[str]] = {}
+        for entry in sorted(entries, key=lambda e: e.name):
+            files.setdefault(entry.name.rpartition(".")[0], []).append(entry.path)
+        present = {entry.path for entry in entries}
+        for gone in self._stats.keys() - present:
             del self._stats[gone]
         return files
 
-    def _reconcile_one(self, sid: str, paths: list[Path], changes: list[Change]) -> None:
+    def _reconcile_one(self, sid: str, paths: list[str], changes: list[Change]) -> None:
         state = self._states.get(sid)
         if not paths:
             if state is not None:
                 self._removed(state, changes)
             return
         if len(paths) > 1:
-            self._duplicate(sid, paths, state, changes)
+            self._duplicate(sid, [Path(p) for p in paths], state, changes)
             return
         path = paths[0]
         digest = self._hash_if_changed(path) or _UNREADABLE
-        if state is not None and state.file == path and state.file_hash == digest:
+        if state is not None and state.file_hash == digest and str(state.file) == path:
             return  # untouched: the runner is not called, its next fire does not move
-        result = load_schedule_file(path, root=self.directory)
+        result = load_schedule_file(Path(path), root=self.directory)
         self._stats_seen(path, result.content_hash)
         if result.schedule is None:
             self._invalid(sid, result, state, changes)
@@ -222,7 +220,7 @@ class Reconciler:
         else:
             self._valid(sid, result, state, changes)
 
-    def _hash_if_changed(self, path: Path) -> str | None:
+    def _hash_if_changed(self, path: str) -> str | None:
         """SHA-256 of the file if it may have changed since the last read, else the cached hash; None when it
         cannot be read (the loader will report why)."""
         try:
@@ -232,8 +230,7 @@ class Reconciler:
             return None
         key: _FileStat = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         cached = self._stats.get(path)
-        racy = time.time() - st.st_mtime_ns / 1e9 < RACY_SECONDS
-        if cached is not None and cached[0] == key and not racy:
+        if cached is not None and cached[0] == key and time.time() - st.st_mtime_ns / 1e9 >= RACY_SECONDS:
             return cached[1]
         try:
             with open(path, "rb") as handle:
@@ -243,7 +240,7 @@ class Reconciler:
         self._stats[path] = (key, digest)
         return digest
 
-    def _stats_seen(self, path: Path, digest: str) -> None:
+    def _stats_seen(self, path: str, digest: str) -> None:
         cached = self._stats.get(path)
         if cached is not None and cached[1] != digest:  # changed between our read and the loader's
             self._stats[path] = ((0, 0, 0, 0), digest)
@@ -294,7 +291,7 @@ class Reconciler:
             log.warning("schedule %s: %s is invalid and not run: %s", sid, result.file, first.text())
 
     def _duplicate(self, sid: str, paths: list[Path], state: ScheduleState | None, changes: list[Change]) -> None:
-        digests = [self._hash_if_changed(p) for p in paths]
+        digests = [self._hash_if_changed(str(p)) for p in paths]
         fingerprint = "+".join(f"{p.name}:{d}" for p, d in zip(paths, digests))
         if state is not None and state.degraded and state.file_hash == fingerprint:
             return
@@ -361,6 +358,13 @@ class Reconciler:
         except OSError:
             return None
         return (st.st_dev, st.st_ino)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _relevant(change: watchfiles.Change, path: str) -> bool:
