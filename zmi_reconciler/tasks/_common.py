@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import Field
@@ -22,3 +22,16 @@ def utc_stamp(instant: datetime) -> str:
     from datetime import timezone
 
     return instant.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def resolve_month(selector: str, today: date) -> tuple[int, int]:
+    """A :data:`MonthSelector` -> ``(year, month)``: ``current`` is ``today``'s month (the run's local
+    date), ``previous`` the month before, ``YYYY-MM`` itself. Raises ValueError for anything else."""
+    if selector == "current":
+        return today.year, today.month
+    if selector == "previous":
+        return (today.year - 1, 12) if today.month == 1 else (today.year, today.month - 1)
+    year, _, month = selector.partition("-")
+    if not (year.isdigit() and month.isdigit() and 1 <= int(month) <= 12):
+        raise ValueError(f"month must be current, previous or YYYY-MM, not {selector!r}")
+    return int(year), int(month)
