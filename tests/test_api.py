@@ -432,3 +432,33 @@ def test_degraded_file_is_listed_with_errors(env, client):
     detail = client.get("/api/v1/schedules/broken", headers=READ).json()
     assert detail["spec"] is None and "99:00" in detail["source"]
     assert client.post("/api/v1/schedules/broken/runs", headers=WRITE).status_code == 409
+
+
+# ---------------------------------------------------------------------------------------------- OpenAPI
+def test_committed_openapi_json_is_current():
+    from zmi_reconciler.api.app import openapi_json
+
+    committed = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
+    assert committed.read_text(encoding="utf-8") == openapi_json(), (
+        "openapi/openapi.json is stale: regenerate it with `make openapi` "
+        "(or `.venv/bin/zmi-reconciler openapi > openapi/openapi.json`) and commit it")
+
+
+def test_openapi_documents_timings_and_task_params_as_discriminated_unions(client):
+    doc = client.get("/schema/openapi.json").json()
+    assert doc["openapi"].startswith("3.1")
+    schemas = doc["components"]["schemas"]
+    timing = schemas["Schedule"]["properties"]["timing"]
+    assert timing["discriminator"]["propertyName"] == "type"
+    assert set(timing["discriminator"]["mapping"]) == {"seconds", "minutes", "hours", "daily", "weekly", "monthly",
+                                                       "manual"}
+    tasks = schemas["Schedule"]["properties"]["tasks"]["items"]
+    assert tasks["discriminator"]["propertyName"] == "task"
+    assert schemas["Task_backup_database"]["properties"]["params"]["$ref"].endswith("backup_database_params")
+    assert schemas["ExcludeWindow"]["required"] == ["from", "to"]
+    assert all(schemas[name].get("examples") for name in ("Schedule", "DailyTiming", "MonthlyTiming"))
+    put = doc["paths"]["/api/v1/schedules/{schedule_id}"]["put"]
+    assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Schedule"
+    assert {"412", "422", "428"} <= set(put["responses"])
+    assert doc["paths"]["/api/v1/healthz"]["get"]["security"] == []
+    assert client.get("/schema").status_code == 200  # interactive docs

@@ -85,3 +85,19 @@ def create_app(settings: Settings, runner: Any, reconciler: Any, journal: Any, *
     )
     app.state.service = service
     return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The finished OpenAPI document, independent of settings and live objects (``zmi-reconciler openapi``,
+    committed as ``openapi/openapi.json``)."""
+    from zmi_reconciler.api.openapi import document
+
+    app = create_app(Settings(), None, None, None, tokens=TokenStore([]))
+    return document(app)
+
+
+def openapi_json() -> str:
+    """:func:`openapi_document` as the text committed in ``openapi/openapi.json`` (sorted-stable, 2-space)."""
+    import json
+
+    return json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
