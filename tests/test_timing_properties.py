@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from itertools import islice
 from zoneinfo import ZoneInfo
 
@@ -36,14 +37,46 @@ wall_timings = st.one_of(
     st.builds(MonthlyTiming, type=st.just("monthly"), at=hhmm,
               day=st.one_of(st.integers(1, 31), st.just("last")), short_month=st.sampled_from(["last_day", "skip"])),
 )
-afters = st.datetimes(min_value=datetime(1975, 1, 1), max_value=datetime(2090, 12, 31), timezones=st.just(UTC))
 zones = st.sampled_from(ZONES)
+
+
+@lru_cache(maxsize=None)
+def _transitions(zone: ZoneInfo, year: int) -> tuple[datetime, ...]:
+    """UTC instants (to 30 minutes) where ``zone``'s offset changes during ``year``: a plain day-by-day scan,
+    then half-hour steps through each day whose offset differs at both ends."""
+    found = []
+    day = datetime(year, 1, 1, tzinfo=UTC)
+    while day.year == year:
+        nxt = day + timedelta(days=1)
+        if day.astimezone(zone).utcoffset() != nxt.astimezone(zone).utcoffset():
+            u = day
+            while u < nxt:
+                if u.astimezone(zone).utcoffset() != (u + timedelta(minutes=30)).astimezone(zone).utcoffset():
+                    found.append(u + timedelta(minutes=30))
+                u += timedelta(minutes=30)
+        day = nxt
+    return tuple(found)
+
+
+@st.composite
+def zoned_afters(draw, zone_list=tuple(ZONES)):
+    """(zone, after): any instant 1975..2090, or (half the time) one within 36 h of an offset change of the zone."""
+    zone = draw(st.sampled_from(zone_list))
+    if draw(st.booleans()):
+        return zone, draw(st.datetimes(min_value=datetime(1975, 1, 1), max_value=datetime(2090, 12, 31),
+                                       timezones=st.just(UTC)))
+    near = _transitions(zone, draw(st.integers(1975, 2090))) or (datetime(2000, 1, 1, tzinfo=UTC),)
+    base = draw(st.sampled_from(near))
+    return zone, base + timedelta(seconds=draw(st.integers(-36 * 3600, 36 * 3600)))
+
+
 COUNT = 12
 
 
 @settings(max_examples=150, deadline=None)
-@given(t=st.one_of(interval_timings, wall_timings), zone=zones, after=afters)
-def test_fires_strictly_increasing_after_and_consistent(t, zone, after):
+@given(t=st.one_of(interval_timings, wall_timings), za=zoned_afters())
+def test_fires_strictly_increasing_after_and_consistent(t, za):
+    zone, after = za
     got = list(islice(iter_fires(t, zone, after), COUNT))
     assert len(got) == COUNT
     assert all(f.tzinfo is UTC for f in got)
@@ -58,8 +91,9 @@ def test_fires_strictly_increasing_after_and_consistent(t, zone, after):
 
 
 @settings(max_examples=150, deadline=None)
-@given(t=interval_timings, zone=zones, after=afters)
-def test_interval_fires_on_the_epoch_grid(t, zone, after):
+@given(t=interval_timings, za=zoned_afters())
+def test_interval_fires_on_the_epoch_grid(t, za):
+    zone, after = za
     period = t.every if t.type == "seconds" else t.every * 60
     got = list(islice(iter_fires(t, zone, after), 5))
     for f in got:
@@ -82,8 +116,9 @@ def _nonexistent(day: date, slot: time, zone: ZoneInfo) -> bool:
 
 
 @settings(max_examples=150, deadline=None)
-@given(t=wall_timings, zone=zones, after=afters)
-def test_wall_fires_are_at_a_slot_or_out_of_a_gap(t, zone, after):
+@given(t=wall_timings, za=zoned_afters())
+def test_wall_fires_are_at_a_slot_or_out_of_a_gap(t, za):
+    zone, after = za
     slots = _slots(t)
     for f in islice(iter_fires(t, zone, after), COUNT):
         local = f.astimezone(zone)
@@ -95,15 +130,17 @@ def test_wall_fires_are_at_a_slot_or_out_of_a_gap(t, zone, after):
 
 
 @settings(max_examples=100, deadline=None)
-@given(t=st.builds(DailyTiming, type=st.just("daily"), at=hhmm), zone=zones, after=afters)
-def test_daily_fires_once_per_local_day(t, zone, after):
+@given(t=st.builds(DailyTiming, type=st.just("daily"), at=hhmm), za=zoned_afters())
+def test_daily_fires_once_per_local_day(t, za):
+    zone, after = za
     days = [f.astimezone(zone).date() for f in islice(iter_fires(t, zone, after), COUNT)]
     assert all(b - a == timedelta(days=1) for a, b in zip(days, days[1:]))
 
 
 @settings(max_examples=100, deadline=None)
-@given(minute=st.integers(0, 59), zone=st.sampled_from(WHOLE_HOUR_ZONES), after=afters)
-def test_hourly_every_1_is_every_real_hour(minute, zone, after):
+@given(minute=st.integers(0, 59), za=zoned_afters(tuple(WHOLE_HOUR_ZONES)))
+def test_hourly_every_1_is_every_real_hour(minute, za):
+    zone, after = za
     t = HoursTiming(type="hours", every=1, minute=minute)
     got = list(islice(iter_fires(t, zone, after), 30))
     assert all(b - a == timedelta(hours=1) for a, b in zip(got, got[1:]))
@@ -120,8 +157,9 @@ def _existing_readings(wall: datetime, zone: ZoneInfo) -> list[datetime]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(at=hhmm, zone=zones, after=afters)
-def test_daily_matches_the_rfc5545_reading_day_by_day(at, zone, after):
+@given(at=hhmm, za=zoned_afters())
+def test_daily_matches_the_rfc5545_reading_day_by_day(at, za):
+    zone, after = za
     # Independent oracle: the fold=0 reading of <day> <at> is RFC 5545's instant (gap: offset before the gap,
     # fold: first occurrence). Build it for a run of local days and compare.
     t = DailyTiming(type="daily", at=at)
@@ -133,8 +171,9 @@ def test_daily_matches_the_rfc5545_reading_day_by_day(at, zone, after):
 
 
 @settings(max_examples=100, deadline=None)
-@given(minute=st.integers(0, 59), zone=zones, after=afters)
-def test_hourly_every_1_matches_existing_wall_times(minute, zone, after):
+@given(minute=st.integers(0, 59), za=zoned_afters())
+def test_hourly_every_1_matches_existing_wall_times(minute, za):
+    zone, after = za
     # Independent oracle: every instant whose local wall time is HH:<minute> (both folds, gaps none).
     t = HoursTiming(type="hours", every=1, minute=minute)
     start = after.astimezone(zone).date() - timedelta(days=1)
@@ -145,8 +184,9 @@ def test_hourly_every_1_matches_existing_wall_times(minute, zone, after):
 
 
 @settings(max_examples=60, deadline=None)
-@given(t=wall_timings, zone=zones, after=afters)
-def test_lint_names_every_dst_fire_of_the_window(t, zone, after):
+@given(t=wall_timings, za=zoned_afters())
+def test_lint_names_every_dst_fire_of_the_window(t, za):
+    zone, after = za
     from zmi_reconciler.timing import fire_notes, lint_notes
 
     end = after + timedelta(days=60)
