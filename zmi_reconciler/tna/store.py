@@ -997,6 +997,59 @@ class Store:
             self._conn.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
                                "WHERE id = ?", (error, utc_text(retry_at), message_id))
 
+    def outbox_counts(self, max_attempts: int) -> dict[str, int]:
+        """Outbox totals (added by H8 for ``send_notifications``): ``sent``; ``queued`` (unsent, fewer than
+        ``max_attempts`` attempts, due now or later); ``parked`` (unsent, attempts used up: kept, never
+        deleted, delivered again only with a higher ``max_attempts``)."""
+        row = self._query(
+            "SELECT COALESCE(SUM(sent_at IS NOT NULL), 0), COALESCE(SUM(sent_at IS NULL AND attempts < ?), 0), "
+            "COALESCE(SUM(sent_at IS NULL AND attempts >= ?), 0) FROM outbox", (max_attempts, max_attempts))[0]
+        return {"sent": row[0], "queued": row[1], "parked": row[2]}
+
+    # retention (DSGVO) ----------------------------------------------------------------------------------
+    # Added by H8 for ``gdpr_retention``. Deleting is deliberate here, so closed months are no obstacle.
+
+    def employees_left_before(self, day: date) -> list[Employee]:
+        """Employees whose exit date lies before ``day`` (local date), ordered by personnel number."""
+        return [e for e in self.employees() if e.exit_date is not None and e.exit_date < day]
+
+    def purge_employee_data(self, employee_ids: Iterable[int], *, delete_employees: bool = False,
+                            dry_run: bool = False) -> dict[str, int]:
+        """Delete the bookings (soft-deleted ones too), daily values, monthly values and change-tracking
+        rows of the employees, and with ``delete_employees`` their master record; in one transaction.
+        Returns the rows per kind (``bookings``, ``daily_values``, ``monthly_values``, ``employees``);
+        ``dry_run`` only counts them."""
+        ids = sorted(set(employee_ids))
+        counts = {"bookings": 0, "daily_values": 0, "monthly_values": 0, "employees": 0}
+        if not ids:
+            return counts
+        marks = ", ".join("?" for _ in ids)
+        tables = [("bookings", "bookings"), ("daily_values", "daily_values"), ("monthly_values", "monthly_values")]
+        with self.transaction():
+            for key, table in tables:
+                counts[key] = self._conn.execute(
+                    f"SELECT COUNT(*) FROM {table} WHERE employee_id IN ({marks})", ids).fetchone()[0]
+            if delete_employees:
+                counts["employees"] = self._conn.execute(
+                    f"SELECT COUNT(*) FROM employees WHERE id IN ({marks})", ids).fetchone()[0]
+            if dry_run:
+                return counts
+            for table in ("dirty_days", "bookings", "daily_values", "monthly_values"):
+                self._conn.execute(f"DELETE FROM {table} WHERE employee_id IN ({marks})", ids)
+            if delete_employees:
+                self._conn.execute(f"DELETE FROM employees WHERE id IN ({marks})", ids)
+        return counts
+
+    def purge_sent_messages(self, sent_before: datetime, *, dry_run: bool = False) -> int:
+        """Delete outbox messages sent before ``sent_before`` (aware); unsent and parked ones are never
+        deleted. Returns how many (``dry_run``: would be)."""
+        with self.transaction():
+            if dry_run:
+                return self._conn.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?",
+                                          (utc_text(sent_before),)).fetchone()[0]
+            return self._conn.execute("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?",
+                                      (utc_text(sent_before),)).rowcount
+
 
 # --- debounce (shared by the importer and the attach path) ----------------------------------------------
 
