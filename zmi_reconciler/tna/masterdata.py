@@ -48,7 +48,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.error import MarkedYAMLError
 
 from zmi_reconciler.tna import models
@@ -382,8 +384,15 @@ def apply_masterdata(store: Store, masterdata: MasterData, *, debounce_seconds: 
 
 
 def _hmm(minutes: int) -> str:
+    """Minutes -> quoted ``"H:MM"`` (quoted: YAML 1.1 readers would take 8:00 as a base-60 number)."""
     sign = "-" if minutes < 0 else ""
-    return f"{sign}{abs(minutes) // 60}:{abs(minutes) % 60:02d}"
+    return DoubleQuotedScalarString(f"{sign}{abs(minutes) // 60}:{abs(minutes) % 60:02d}")
+
+
+def _flow(mapping: dict[str, Any]) -> CommentedMap:
+    flow = CommentedMap(mapping)
+    flow.fa.set_flow_style()
+    return flow
 
 
 def dump_masterdata(masterdata: MasterData, header: str = "") -> str:
@@ -398,9 +407,9 @@ def dump_masterdata(masterdata: MasterData, header: str = "") -> str:
                 if b.minutes_difference:
                     item["minutes_difference"] = True
             else:
-                item = {"kind": b.kind, "start": models.format_hhmm(b.start or 0),
-                        "end": models.format_hhmm(b.end or 0), "minutes": b.minutes}
-            breaks.append(item)
+                item = {"kind": b.kind, "start": DoubleQuotedScalarString(models.format_hhmm(b.start or 0)),
+                        "end": DoubleQuotedScalarString(models.format_hhmm(b.end or 0)), "minutes": b.minutes}
+            breaks.append(_flow(item))
         if breaks:
             entry["breaks"] = breaks
         if p.max_net_minutes is not None:
@@ -412,7 +421,8 @@ def dump_masterdata(masterdata: MasterData, header: str = "") -> str:
             entry["holiday_credit"] = {c: _hmm(v) for c, v in credit.items() if v is not None}
         day_plans.append(entry)
     week_plans = [{"code": w.code, "name": w.name,
-                   "days": {d: c for d, c in zip(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), w.days) if c}}
+                   "days": _flow({d: c for d, c in zip(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), w.days)
+                                  if c})}
                   for w in masterdata.week_plans]
     employees = []
     for e in masterdata.employees:
@@ -427,7 +437,7 @@ def dump_masterdata(masterdata: MasterData, header: str = "") -> str:
                 credit[key] = _hmm(value)
         if e.credit_threshold:
             credit["threshold"] = _hmm(e.credit_threshold)
-        entry["credit"] = credit
+        entry["credit"] = _flow(credit)
         if e.flextime_initial:
             entry["flextime_initial"] = e.flextime_initial
         employees.append(entry)
