@@ -33,6 +33,8 @@ class SmtpSettings(BaseModel):
     password: str | None = None
     sender: str = "zmi-reconciler@localhost"
     timeout_seconds: float = 30.0
+    #: PEM file of CAs to trust for ``starttls``/``ssl`` besides the system store (a company CA).
+    ca_file: Path | None = None
 
 
 class ApiToken(BaseModel):
@@ -73,6 +75,8 @@ class Settings(BaseModel):
     #: Terminal import: take come/go from the file's state column (True) or alternate per employee and day.
     direction_from_file: bool = False
     alive_url: str | None = None
+    #: Recipient of operator alerts (``alive_check`` ``expect`` deadlines); None: alerts are only journaled.
+    alert_email: str | None = None
     #: ``run_command`` allowlist: name -> argv list. Schedules name a key; they never carry a command.
     commands: dict[str, list[str]] = Field(default_factory=dict)
     tokens: list[ApiToken] = Field(default_factory=list)
