@@ -124,7 +124,9 @@ def test_invalid_file_exits_1_with_findings(sched_dir, capsys):
     code, out, err = run_next(capsys, str(f), "--after", "2026-01-01T00:00Z")
     assert code == 1
     assert out == ""
-    assert "broken.yaml" in err and "error" in err and "25:00" in err
+    # loader finding, formatted like `validate`: file:line:col: severity CODE message (the value "25:00")
+    assert err.startswith(f"{f}:2:27: error E")
+    assert "'25:00'" in err
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -138,3 +140,14 @@ def test_usage_errors_exit_2(sched_dir, capsys, argv, message):
     assert code == 2
     assert out == ""
     assert message in err
+
+
+def test_warnings_do_not_stop_next(sched_dir, capsys):
+    # calculate_days before backup_database is lint W001 material, not an error: fires are still listed.
+    f = sched_dir / "order.yaml"
+    f.write_text('name: Order\ntimezone: UTC\ntiming: {type: weekly, days: [sat, mon], at: "23:59"}\n'
+                 'tasks:\n  - task: calculate_days\n  - task: backup_database\n', encoding="utf-8")
+    code, out, _ = run_next(capsys, str(f), "--after", "2026-06-01T00:00Z", "--count", "3", "--format", "json")
+    assert code == 0
+    # 2026-06-01 is a Monday
+    assert json.loads(out) == ["2026-06-01T23:59:00+00:00", "2026-06-06T23:59:00+00:00", "2026-06-08T23:59:00+00:00"]

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from zmi_reconciler import timing as timing_math
 from zmi_reconciler.config import ConfigError, settings_from_args
+from zmi_reconciler.loader import load_schedule_file
 from zmi_reconciler.schema import Schedule
 
 MAX_COUNT = 10_000
@@ -80,34 +81,12 @@ def load(path: Path) -> tuple[Schedule | None, list[str]]:
     Uses :func:`zmi_reconciler.loader.load_schedule_file` (line/column findings); error lines are formatted
     ``file:line:col: error CODE message`` like ``validate``. Warnings do not stop ``next``.
     """
-    try:
-        from zmi_reconciler.loader import load_schedule_file
-    except ModuleNotFoundError as exc:  # loader not in this build yet: plain parse, no line numbers
-        if exc.name != "zmi_reconciler.loader":
-            raise
-        return _load_plain(path)
     result = load_schedule_file(path)
     errors = [f"{f.file}:{f.line}:{f.column}: {f.severity} {f.code} {f.message}"
               for f in result.findings if f.severity == "error"]
     if errors or result.schedule is None:
         return None, errors or [f"{path}: invalid schedule file"]
     return result.schedule, []
-
-
-def _load_plain(path: Path) -> tuple[Schedule | None, list[str]]:
-    """Fallback without :mod:`zmi_reconciler.loader`: ruamel.yaml + ``Schedule.model_validate``."""
-    from pydantic import ValidationError
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        data = YAML(typ="safe").load(path.read_bytes())
-        return Schedule.model_validate(data), []
-    except (OSError, YAMLError, UnicodeDecodeError) as exc:
-        return None, [f"{path}: error E001 cannot read schedule: {exc}"]
-    except ValidationError as exc:
-        return None, [f"{path}: error E100 {'.'.join(map(str, e['loc']))}: {e['msg']}, got {e['input']!r}"
-                    for e in exc.errors()]
 
 
 def _fire_line(fire: datetime, zone: ZoneInfo) -> str:
@@ -142,13 +121,13 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([f.astimezone(zone).isoformat() for f in fires]))
         return 0
     print(f"{path.stem}: {schedule.name} - {timing_math.describe(schedule.timing)}, zone {zone.key}")
-    print(f"  fires after {after.astimezone(zone).isoformat(timespec='seconds')}:")
-    if not schedule.enabled:
-        print("  paused (enabled: false): these fires will not run until the schedule is enabled")
     if schedule.timing.type == "manual":
         print("  manual schedule: never fires by itself; start it with `zmi-reconciler run "
               f"{path.stem}` or the API")
         return 0
+    if not schedule.enabled:
+        print("  paused (enabled: false): these fires will not run until the schedule is enabled")
+    print(f"  fires after {after.astimezone(zone).isoformat(timespec='seconds')}:")
     for fire in fires:
         print("  " + _fire_line(fire, zone))
         for note in timing_math.fire_notes(schedule.timing, zone, fire):
