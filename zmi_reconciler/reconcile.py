@@ -57,9 +57,10 @@ RACY_SECONDS = 2.0
 #: Watcher: group changes for at most this long (ms) and yield once no change came for ``WATCH_STEP_MS``.
 WATCH_DEBOUNCE_MS = 100
 WATCH_STEP_MS = 50
-#: Watcher: wake up this often (ms) without events to check that the folder is still the one watched and to
-#: reconcile anyway (a safety net for lost events).
-WATCH_TIMEOUT_MS = 5000
+#: Watcher: wake up this often (ms) without events to check that the folder is still the one watched ...
+WATCH_TICK_MS = 250
+#: ... and reconcile anyway this often (ms), a safety net for lost events (cheap: one stat per file).
+WATCH_SAFETY_MS = 5000
 #: How often (seconds) a missing folder is looked for.
 MISSING_FOLDER_POLL_SECONDS = 0.5
 
@@ -322,8 +323,8 @@ class Reconciler:
         """Reconcile, then watch the folder until ``stop`` is set (blocking; run it in a thread).
 
         Events are debounced (``WATCH_DEBOUNCE_MS``) and only say *when* to reconcile the whole folder.
-        Without events the watcher still wakes every ``WATCH_TIMEOUT_MS`` to reconcile (cheap: one stat per
-        file) and to check that the folder is the one being watched; a deleted folder is polled for until it is
+        Without events the watcher still wakes every ``WATCH_TICK_MS`` to check that the folder is the one being
+        watched, and reconciles every ``WATCH_SAFETY_MS`` anyway; a deleted folder is polled for until it is
         back, a replaced one is watched anew. Never raises; errors are logged and retried.
         """
         while not stop.is_set():
@@ -340,17 +341,29 @@ class Reconciler:
                 stop.wait(MISSING_FOLDER_POLL_SECONDS)
 
     def _watch_folder(self, stop: threading.Event, identity: _SchedulesDirStat) -> None:
-        for events in watchfiles.watch(self.directory, watch_filter=_relevant, debounce=WATCH_DEBOUNCE_MS,
-                                       step=WATCH_STEP_MS, stop_event=stop, rust_timeout=WATCH_TIMEOUT_MS,
+        root = str(self.directory)
+
+        def relevant(change: watchfiles.Change, path: str) -> bool:
+            return path == root or _relevant(change, path)  # the folder itself: deleted or moved away
+
+        # The watcher exists only once the generator first waits, so the first wake-up (an event or a tick)
+        # reconciles again: an edit between the caller's reconcile and the watcher's start is not lost.
+        pending = True
+        idle_ms = 0
+        for events in watchfiles.watch(self.directory, watch_filter=relevant, debounce=WATCH_DEBOUNCE_MS,
+                                       step=WATCH_STEP_MS, stop_event=stop, rust_timeout=WATCH_TICK_MS,
                                        yield_on_timeout=True, raise_interrupt=False, recursive=False,
                                        ignore_permission_denied=True):
             if stop.is_set():
                 return
             if self._folder_identity() != identity:
                 return  # deleted or replaced: the caller polls and watches the new folder
-            if events:
-                log.debug("reconcile: %d file event(s) in %s", len(events), self.directory)
-            self.reconcile_all()
+            idle_ms += WATCH_TICK_MS
+            if events or pending or idle_ms >= WATCH_SAFETY_MS:
+                if events:
+                    log.debug("reconcile: %d file event(s) in %s", len(events), self.directory)
+                self.reconcile_all()
+                pending, idle_ms = False, 0
 
     def _folder_identity(self) -> _SchedulesDirStat | None:
         try:
