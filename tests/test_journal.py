@@ -172,7 +172,8 @@ def test_two_processes_append_concurrently_without_tearing(tmp_path: Path) -> No
     observer = Journal(tmp_path)
     observer.append("run_started", schedule="p1", run_id="p1@run", trigger="manual")
     observer.append("run_started", schedule="p2", run_id="p2@run", trigger="manual")
-    ctx = multiprocessing.get_context("spawn")
+    # fork: no re-import in the children (spawn costs seconds on a busy box); the lock is reopened after fork.
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     procs = [ctx.Process(target=_writer_process, args=(str(tmp_path), tag, 500)) for tag in ("p1", "p2")]
     for proc in procs:
         proc.start()
