@@ -311,3 +311,20 @@ def test_lint_notes_w004(fields, start, expect):
 def test_lint_notes_no_w004_for_days_every_month_has(day):
     notes = lint_notes(timing(type="monthly", day=day, at="05:00"), BERLIN, utc("2026-01-01T00:00"))
     assert notes == []
+
+
+@pytest.mark.parametrize("fields,text", [
+    (dict(type="seconds", every=1), "every second"),
+    (dict(type="minutes", every=10), "every 10 minutes"),
+    (dict(type="hours", every=1), "every hour at minute 0"),
+    (dict(type="hours", every=2, minute=30), "every 2 hours at minute 30 (slots from 00:30 local)"),
+    (dict(type="daily", at=["17:00", "05:00"]), "daily at 05:00, 17:00"),
+    (dict(type="weekly", days=["fri", "mon"], at="09:00"), "weekly on mon, fri at 09:00"),
+    (dict(type="monthly", day=31, at="05:00", short_month="skip"), "monthly on day 31 at 05:00 (short months: skip)"),
+    (dict(type="monthly", day="last", at="05:00"), "monthly on the last day at 05:00"),
+    (dict(type="manual"), "manual (only when triggered)"),
+])
+def test_describe(fields, text):
+    from zmi_reconciler.timing import describe
+
+    assert describe(timing(**fields)) == text

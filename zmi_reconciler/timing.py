@@ -16,6 +16,9 @@ Rules, in short:
   occurrence (PEP 495 ``fold=0``). ``monthly`` day N in a month without day N fires on its last day
   (``short_month: last_day``) or not at all (``skip``).
 
+:func:`fire_notes` and :func:`lint_notes` explain gap/fold fires (W003) and short months (W004); :func:`describe`
+summarises a timing in one line.
+
 Calendar timings are computed one local day at a time and merged in UTC order, so jumping far ahead costs
 one step per candidate day (per month for ``monthly``); interval timings are O(1) per fire.
 """
