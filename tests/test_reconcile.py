@@ -91,7 +91,7 @@ def test_initial_load_applies_every_valid_file_and_journals_it(env) -> None:
     assert set(states) == {"alive", "nightly"}
     st = states["nightly"]
     assert st.schedule is not None and st.schedule.name == "Nightly processing"
-    assert not st.degraded and st.findings == [] and st.running
+    assert not st.degraded and st.findings == () and st.running
     assert st.file == folder / "nightly.yaml"
     assert st.content_hash == st.file_hash
     assert st.loaded_at == NOW
@@ -165,7 +165,7 @@ def test_invalid_file_keeps_last_good_version_until_fixed(env) -> None:
     path.write_text(NIGHTLY.replace("05:00", "05:30"))  # fixed (with a new time)
     assert rec.reconcile_all() == [Change("nightly", "updated")]
     st = rec.state("nightly")
-    assert st is not None and not st.degraded and st.findings == []
+    assert st is not None and not st.degraded and st.findings == ()
     assert runner.calls == [("apply", "nightly", st.content_hash)]
     assert runner.schedules["nightly"].timing.at == "05:30"
 

@@ -35,7 +35,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +69,7 @@ _SchedulesDirStat = tuple[int, int]  # (st_dev, st_ino)
 _FileStat = tuple[int, int, int, int]  # (st_ino, st_size, st_mtime_ns, st_ctime_ns)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScheduleState:
     """What the reconciler knows about one schedule id (the file stem).
 
@@ -82,6 +82,8 @@ class ScheduleState:
     - ``findings``: loader findings of the last read (errors when degraded; warnings otherwise).
     - ``loaded_at``: when the running definition was handed to the runner; ``checked_at``: when the file was
       last read. Both aware UTC.
+
+    Immutable: every change stores a new object, so :meth:`Reconciler.states` hands out snapshots cheaply.
     """
 
     schedule_id: str
@@ -90,7 +92,7 @@ class ScheduleState:
     content_hash: str | None = None
     file_hash: str | None = None
     degraded: bool = False
-    findings: list[Finding] = field(default_factory=list)
+    findings: tuple[Finding, ...] = ()
     loaded_at: datetime | None = None
     checked_at: datetime | None = None
 
@@ -132,15 +134,14 @@ class Reconciler:
 
     # ------------------------------------------------------------------ queries
     def states(self) -> dict[str, ScheduleState]:
-        """Per schedule id a copy of its :class:`ScheduleState` (findings list copied too)."""
+        """Per schedule id its current :class:`ScheduleState` (immutable snapshots; the dict is a copy)."""
         with self._lock:
-            return {sid: dataclasses.replace(st, findings=list(st.findings)) for sid, st in self._states.items()}
+            return dict(self._states)
 
     def state(self, schedule_id: str) -> ScheduleState | None:
-        """A copy of one schedule's state, or None if no file has that id."""
+        """One schedule's current state, or None if no file has that id."""
         with self._lock:
-            st = self._states.get(schedule_id)
-            return None if st is None else dataclasses.replace(st, findings=list(st.findings))
+            return self._states.get(schedule_id)
 
     @property
     def ready(self) -> bool:
@@ -217,7 +218,7 @@ class Reconciler:
         if result.schedule is None:
             self._invalid(sid, result, state, changes)
             if digest == _UNREADABLE:  # journal an unreadable file once, not on every pass
-                self._states[sid].file_hash = _UNREADABLE
+                self._states[sid] = dataclasses.replace(self._states[sid], file_hash=_UNREADABLE)
         else:
             self._valid(sid, result, state, changes)
 
@@ -251,43 +252,41 @@ class Reconciler:
         assert schedule is not None
         now = self._clock()
         previous = state.schedule if state is not None else None
-        was_degraded = state is not None and state.degraded
-        if state is None:
-            state = self._states[sid] = ScheduleState(sid, result.file)
+        running_hash = state.content_hash if state is not None else None
+        loaded_at = state.loaded_at if state is not None else None
         common = {"schedule": sid, "file": str(result.file), "content_hash": result.content_hash}
-        if previous is None or state.content_hash != result.content_hash:
+        if previous is None or running_hash != result.content_hash:
             self.runner.apply(sid, schedule, result.content_hash)
-            state.loaded_at = now
+            loaded_at = now
         if previous is None:
             self._journal("schedule_loaded", changes, "loaded", enabled=schedule.enabled, **common)
-        elif state.content_hash != result.content_hash:
-            common["previous_hash"] = state.content_hash
+        elif running_hash != result.content_hash:
+            common["previous_hash"] = running_hash
             flipped = previous.enabled != schedule.enabled
             if flipped:
                 event = "schedule_resumed" if schedule.enabled else "schedule_paused"
                 self._journal(event, changes, event.removeprefix("schedule_"), **common)
             if not flipped or _differs_beyond_enabled(previous, schedule):
                 self._journal("schedule_updated", changes, "updated", **common)
-        elif was_degraded:  # fixed back to exactly the running version: nothing to apply
+        elif state is not None and state.degraded:  # fixed back to exactly the running version: nothing to apply
             self._journal("schedule_updated", changes, "updated", degraded_cleared=True, **common)
-        state.file, state.schedule, state.content_hash = result.file, schedule, result.content_hash
-        state.file_hash, state.degraded, state.findings = result.content_hash, False, list(result.findings)
-        state.checked_at = now
+        self._states[sid] = ScheduleState(sid, result.file, schedule, result.content_hash, result.content_hash,
+                                          False, tuple(result.findings), loaded_at, now)
 
     def _invalid(self, sid: str, result: LoadResult, state: ScheduleState | None, changes: list[Change]) -> None:
-        if state is None:
-            state = self._states[sid] = ScheduleState(sid, result.file)
-        state.file, state.file_hash, state.checked_at = result.file, result.content_hash, self._clock()
-        state.degraded, state.findings = True, list(result.findings)
+        running = state.schedule if state is not None else None
+        running_hash = state.content_hash if state is not None else None
+        self._states[sid] = ScheduleState(sid, result.file, running, running_hash, result.content_hash, True,
+                                          tuple(result.findings), state.loaded_at if state else None, self._clock())
         errors = result.errors or result.findings
         first = errors[0] if errors else Finding(str(result.file), 1, 1, "", "E000", "error", "invalid file")
         self._journal("schedule_invalid", changes, "invalid", schedule=sid, file=first.file, line=first.line,
                       column=first.column, path=first.path, code=first.code, message=first.message,
                       errors=[f.to_dict() for f in errors], file_hash=result.content_hash,
-                      running_hash=state.content_hash)
-        if state.schedule is not None:
+                      running_hash=running_hash)
+        if running is not None:
             log.warning("schedule %s: %s is invalid; the last good version (%s) keeps running: %s",
-                        sid, result.file, state.content_hash, first.text())
+                        sid, result.file, running_hash, first.text())
         else:
             log.warning("schedule %s: %s is invalid and not run: %s", sid, result.file, first.text())
 
