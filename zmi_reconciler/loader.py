@@ -241,7 +241,8 @@ def _load(data: bytes, path: Path) -> LoadResult:
         _check_tabs(text)
         _check_nesting(text)
         root = _compose(text)
-        _check_aliases(root)
+        if "*" in text:  # no alias without an asterisk
+            _check_aliases(root)
         if not isinstance(root, MappingNode):
             line, col = _mark(root)
             raise _Problem("E012", line, col, "expected a mapping of keys (name, timing, tasks, ...) at the top "
@@ -335,14 +336,59 @@ def _offset_to_line_col(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-_YAML = YAML(typ="safe")  # C parser when ruamel.yaml.clib is installed
+_STD = "tag:yaml.org,2002:"
+#: Tag the fast composer gives plain (unquoted, untagged) scalars; :func:`_resolve_plain` resolves them.
+_PLAIN = "tag:zmi-reconciler,2026:plain"
+
+try:
+    from _ruamel_yaml import CParser as _CParser  # ruamel.yaml.clib: libyaml
+except ImportError:  # pragma: no cover - the pure-Python parser gives the same results, slower
+    _CParser = None
+
+if _CParser is not None:
+    class _Composer(_CParser):  # type: ignore[misc,valid-type]
+        """libyaml's composer without ruamel's per-node resolver machinery (most of the time of a small file):
+        plain scalars get :data:`_PLAIN` and are resolved by :func:`_resolve_plain` (YAML 1.2 core schema)."""
+
+        def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+            if kind is ScalarNode:
+                return _PLAIN if implicit[0] else _STD + "str"
+            return _STD + ("seq" if kind is SequenceNode else "map")
+
+        def descend_resolver(self, *args: Any) -> None:
+            pass
+
+        def ascend_resolver(self, *args: Any) -> None:
+            pass
+
+
+def _tag(node: Node) -> str:
+    """The node's resolved tag; avoids ruamel's Tag.__str__ (URI decoding per node) in the common case."""
+    ctag = node.ctag
+    suffix = ctag.suffix
+    if ctag.handle is None and isinstance(suffix, str) and "%" not in suffix:
+        return suffix
+    return str(ctag)
+
+
+def _documents(text: str) -> tuple[Node | None, Node | None]:
+    """The first two documents of ``text`` (None when absent)."""
+    if _CParser is None:
+        docs = YAML(typ="safe", pure=True).compose_all(text)
+        first = next(docs, None)
+        return first, (next(docs, None) if first is not None else None)
+    parser = _Composer(text)
+    try:
+        first = parser.get_node() if parser.check_node() else None
+        second = parser.get_node() if first is not None and parser.check_node() else None
+    finally:
+        parser.dispose()
+    return first, second
 
 
 def _compose(text: str) -> Node:
     try:
-        docs = _YAML.compose_all(text)
-        first = next(docs, None)
-        second = next(docs, None)
+        first, second = _documents(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -360,7 +406,8 @@ def _compose(text: str) -> Node:
         line = _document_start_line(text, second)
         raise _Problem("E009", line, 1, "a second YAML document starts here; a schedule file holds exactly one "
                                         "document (remove the '---' line and what follows, or split the file)")
-    if first is None or (isinstance(first, ScalarNode) and first.tag.endswith(":null")):
+    if first is None or (isinstance(first, ScalarNode) and (
+            _tag(first) == _STD + "null" or (_tag(first) == _PLAIN and _NULL.match(first.value)))):
         raise _Problem("E011", 1, 1, "empty file; expected a mapping with at least name, timing and tasks")
     return first
 
@@ -437,9 +484,6 @@ def _check_aliases(root: Node) -> None:
     size(root, 0)
 
 
-_STD = "tag:yaml.org,2002:"
-
-
 class _Builder:
     """Node graph -> plain data; records positions, duplicate keys (E008) and unsupported tags (E013)."""
 
@@ -447,41 +491,47 @@ class _Builder:
         self.positions: dict[PathTuple, Position] = {}
         self.problems: list[_Problem] = []
 
-    def build(self, node: Node, path: PathTuple, key_mark: tuple[int, int] | None = None) -> Any:
-        line, col = _mark(node)
-        kline, kcol = key_mark or (line, col)
-        self.positions[path] = (kline, kcol, line, col)
-        if isinstance(node, MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, SequenceNode):
-            if node.tag != _STD + "seq":
-                self._tag_problem(node, path)
-            return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
-        return self._scalar(node, path)
+    def build(self, node: Node, path: PathTuple, key_mark: tuple[int, int] | None = None, depth: int = 0) -> Any:
+        mark = node.start_mark
+        here = (mark.line + 1, mark.column + 1)
+        self.positions[path] = (key_mark or here) + here  # type: ignore[assignment]
+        kind = type(node)
+        if kind is ScalarNode:
+            ctag = node.ctag
+            if ctag.suffix == _PLAIN:  # the common case, inlined: this loop is the hot path of `validate`
+                return _resolve_plain(node.value)
+            return self._scalar(node, path)
+        if depth >= MAX_DEPTH:
+            raise _Problem("E014", here[0], here[1], f"nesting deeper than {MAX_DEPTH} levels", path)
+        if kind is MappingNode:
+            return self._mapping(node, path, depth)
+        if _tag(node) != _STD + "seq":
+            self._tag_problem(node, path)
+        return [self.build(child, path + (i,), None, depth + 1) for i, child in enumerate(node.value)]
 
-    def _mapping(self, node: MappingNode, path: PathTuple) -> dict[str, Any]:
-        if node.tag != _STD + "map":
+    def _mapping(self, node: MappingNode, path: PathTuple, depth: int) -> dict[str, Any]:
+        if _tag(node) != _STD + "map":
             self._tag_problem(node, path)
         out: dict[str, Any] = {}
         first_seen: dict[str, int] = {}
         merges: list[Node] = []
         for key_node, value_node in node.value:
-            if key_node.tag == _STD + "merge":
-                merges.append(value_node)
-                continue
             if not isinstance(key_node, ScalarNode):
                 line, col = _mark(key_node)
                 self.problems.append(_Problem("E020", line, col, "a key must be plain text, not a list or mapping",
                                               path))
                 continue
             key = str(key_node.value)
-            kline, kcol = _mark(key_node)
+            if key == "<<" and _tag(key_node) in (_PLAIN, _STD + "merge"):
+                merges.append(value_node)
+                continue
+            kline, kcol = key_node.start_mark.line + 1, key_node.start_mark.column + 1
             if key in first_seen:
                 self.problems.append(_Problem("E008", kline, kcol, f"duplicate key '{key}' (first defined on line "
                                                                    f"{first_seen[key]})", path + (key,)))
                 continue
             first_seen[key] = kline
-            out[key] = self.build(value_node, path + (key,), (kline, kcol))
+            out[key] = self.build(value_node, path + (key,), (kline, kcol), depth + 1)
         for merge in merges:  # YAML merge keys: '<<: *base' adds keys not written explicitly
             sources = merge.value if isinstance(merge, SequenceNode) else [merge]
             for source in sources:
@@ -490,42 +540,63 @@ class _Builder:
                     self.problems.append(_Problem("E012", line, col, "'<<' merges a mapping (or a list of "
                                                                      "mappings)", path))
                     continue
-                merged = self._mapping(source, path)
+                merged = self._mapping(source, path, depth + 1)
                 for key, value in merged.items():
                     out.setdefault(key, value)
         return out
 
     def _scalar(self, node: ScalarNode, path: PathTuple) -> Any:
-        tag, value = node.tag, node.value
+        tag, value = _tag(node), node.value
+        if tag == _PLAIN:
+            return _resolve_plain(value)
         if tag == _STD + "str" or tag == _STD + "timestamp":
             return value  # dates stay text; the models parse them
         if tag == _STD + "null":
             return None
         if tag == _STD + "bool":
             return value.lower() in ("true", "yes", "on", "y")
-        if tag == _STD + "int":
-            digits = value.replace("_", "")
-            for base in (0, 10):
-                try:
-                    return int(digits, base)
-                except ValueError:
-                    pass
+        if tag in (_STD + "int", _STD + "float"):
+            resolved = _resolve_plain(value)
+            if isinstance(resolved, (int, float)) and not isinstance(resolved, bool):
+                return resolved
             return value
-        if tag == _STD + "float":
-            lowered = value.replace("_", "").lower()
-            special = {".inf": "inf", "+.inf": "inf", "-.inf": "-inf", ".nan": "nan"}
-            try:
-                return float(special.get(lowered, lowered))
-            except ValueError:
-                return value
         self._tag_problem(node, path)
         return value
 
     def _tag_problem(self, node: Node, path: PathTuple) -> None:
         line, col = _mark(node)
-        tag = "!!" + node.tag[len(_STD):] if node.tag.startswith(_STD) else node.tag
+        tag = _tag(node)
+        tag = "!!" + tag[len(_STD):] if tag.startswith(_STD) else tag
         self.problems.append(_Problem("E013", line, col, f"unsupported YAML tag '{tag}'; use plain values "
                                                          "without tags", path))
+
+
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?$")
+_SPECIAL_FLOAT = {".inf": float("inf"), "+.inf": float("inf"), "-.inf": float("-inf"), ".nan": float("nan")}
+
+
+def _resolve_plain(value: str) -> Any:
+    """A plain scalar by the YAML 1.2 core schema: null, bool, int (also 0o/0x), float, else text.
+
+    YAML 1.1 forms stay text on purpose: ``yes``/``on`` are not booleans and ``05:00`` is not the
+    sexagesimal number 300. Dates stay text; the models parse them.
+    """
+    first = value[:1]
+    if first.isalpha() and first not in "nNtTfF":  # most values: names, types, zones
+        return value
+    if _NULL.match(value):
+        return None
+    if value in _BOOL:
+        return _BOOL[value]
+    if _INT.match(value):
+        return int(value.replace("_", ""), 0) if value[:2] in ("0o", "0x") else int(value.replace("_", ""))
+    if _FLOAT.match(value):
+        return float(value.replace("_", ""))
+    special = _SPECIAL_FLOAT.get(value.lower())
+    return special if special is not None else value
 
 
 # ----------------------------------------------------------------------------------------------------------
