@@ -407,3 +407,8 @@ def test_file_finding_names_the_path_as_given(tmp_path, monkeypatch):
     write(tmp_path / "bad.yaml", "name: [\n")
     (result,) = load_paths([Path(".")])
     assert result.findings[0].file == "bad.yaml"
+
+
+def test_file_named_twice_is_loaded_once(tmp_path):
+    write(tmp_path / "a.yaml")
+    assert [r.file.name for r in load_paths([tmp_path, tmp_path / "a.yaml"])] == ["a.yaml"]

@@ -176,3 +176,15 @@ def test_is_valid_id():
     assert is_valid_id("nightly") and is_valid_id("a-b_c9") and is_valid_id("x" * 63)
     assert not is_valid_id("Nightly") and not is_valid_id("_x") and not is_valid_id("x" * 64)
     assert not is_valid_id("a.b") and not is_valid_id("")
+
+
+def test_empty_exclude_window():
+    result = load_schedule_text(BASE + "exclude:\n  - {from: '05:00', to: '05:00'}\n", "t.yaml")
+    assert [(f.line, f.column, f.code, f.path) for f in result.findings] == [(5, 5, "E020", "exclude[0]")]
+    assert result.findings[0].message.startswith("'from' and 'to' are both 05:00: the window would exclude nothing")
+
+
+def test_exclude_window_may_span_midnight():
+    result = load_schedule_text(BASE + "exclude:\n  - {from: '23:50', to: '00:10'}\n", "t.yaml")
+    assert result.findings == []
+    assert (result.schedule.exclude[0].from_, result.schedule.exclude[0].to) == ("23:50", "00:10")

@@ -204,13 +204,21 @@ def load_paths(paths: list[Path]) -> list[LoadResult]:
     Raises ``FileNotFoundError`` naming the first path that does not exist.
     """
     results: list[LoadResult] = []
+    seen: set[Path] = set()  # a file named twice (folder and file argument) is loaded once
+
+    def add(path: Path, root: Path | None) -> None:
+        key = path.absolute()
+        if key not in seen:
+            seen.add(key)
+            results.append(load_schedule_file(path, root=root))
+
     for p in map(Path, paths):
         if p.is_dir():
             for child in sorted(p.iterdir()):
                 if is_schedule_file_name(child.name) and not child.is_dir():
-                    results.append(load_schedule_file(child, root=p))
+                    add(child, p)
         elif p.exists() or p.is_symlink():
-            results.append(load_schedule_file(p))
+            add(p, None)
         else:
             raise FileNotFoundError(f"{p}: no such file or directory")
     return results

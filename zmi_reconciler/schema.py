@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model,
-                      field_validator)
+                      field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
 from zmi_reconciler.tasks import catalog
@@ -161,6 +161,13 @@ class ExcludeWindow(_Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     from_: HHMM = Field(alias="from")
     to: HHMM
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "ExcludeWindow":
+        if self.from_ == self.to:
+            raise ValueError(f"'from' and 'to' are both {self.to}: the window would exclude nothing; "
+                             "to exclude a whole day pause the schedule (enabled: false) instead")
+        return self
 
 
 def _task_entry_model(spec: catalog.TaskSpec) -> type[BaseModel]:
