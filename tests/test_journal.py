@@ -322,3 +322,12 @@ def test_retention_deletes_old_files_and_their_runs(tmp_path: Path) -> None:
     assert journal.last_slot("nightly") == datetime(2026, 3, 22, 5, 0, tzinfo=timezone.utc)
     assert journal.last_success("nightly") is not None  # kept although the succeeded run's file is gone
     assert Journal(tmp_path, clock=clock).count_runs("nightly") == 1
+
+
+def test_malformed_instant_is_written_but_not_indexed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    journal = Journal(tmp_path, clock=Clock())
+    caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
+    journal.append("run_missed", schedule="nightly", run_id="nightly@x", scheduled_for="tomorrow")
+    assert journal.last_slot("nightly") is None
+    assert [e["scheduled_for"] for e in journal.iter_events()] == ["tomorrow"]
+    assert any("run_missed not indexed" in r.getMessage() for r in caplog.records)

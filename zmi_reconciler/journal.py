@@ -260,7 +260,10 @@ class Journal:
                 os.fsync(fd)
             state.offset += len(line)
             state.lines += 1
-            self._index(head, (day.toordinal() << _OFFSET_BITS) | offset)
+            try:
+                self._index(head, (day.toordinal() << _OFFSET_BITS) | offset)
+            except ValueError as exc:  # written as given; only the index cannot use it
+                log.warning("journal: %s:%d: %s not indexed: %s", state.path, state.lines, event, exc)
         return record
 
     def _writer(self, day: date) -> tuple[int, _FileState]:
