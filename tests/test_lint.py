@@ -12,6 +12,7 @@ from zmi_reconciler import timing as timing_math
 from zmi_reconciler.lint import _may_need_notes, _transition_windows, lint
 from zmi_reconciler.loader import load_paths, load_schedule_text
 from zmi_reconciler.schema import DailyTiming, HoursTiming, WeeklyTiming
+from zmi_reconciler.tasks import catalog
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
 
@@ -116,8 +117,10 @@ def test_w005_task_hint_at_params():
     tasks = "  - task: export_data\n    params: {month: current}\n"
     findings = lint_texts(schedule(tasks=tasks))
     assert summary(findings) == [("s0.yaml", 5, 13, "W005", "tasks[0].params")]
-    assert findings[0].message == ("export_data: exports the current, unfinished month; payroll usually needs "
-                                   "`month: previous`")
+    spec = catalog.REGISTRY["export_data"]
+    (hint,) = spec.lint(spec.params_model(month="current"))  # the task's own wording
+    assert findings[0].message == f"export_data: {hint}"
+    assert "current" in hint
 
 
 def test_lint_skips_files_with_errors():
