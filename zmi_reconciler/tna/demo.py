@@ -105,7 +105,8 @@ def demo_holidays(region: str, years: list[int]) -> list[tuple[date, str, int]]:
     result = {d: (d, name, 1) for d, name in table.items()}
     if country == "DE":
         for year in years:
-            for day, name in ((date(year, 12, 24), "Heiligabend (half day)"), (date(year, 12, 31), "Silvester (half day)")):
+            for day, name in ((date(year, 12, 24), "Heiligabend (half day)"),
+                              (date(year, 12, 31), "Silvester (half day)")):
                 result.setdefault(day, (day, name, 2))
     return sorted(result.values())
 
@@ -127,22 +128,22 @@ def demo_export(masterdata: MasterData, today: date, holiday_dates: set[date], s
         if role == "night":
             for d in days[:-1]:  # shifts Sun-Thu evening to Mon-Fri morning
                 if d.weekday() in (6, 0, 1, 2, 3) and d + timedelta(days=1) not in holiday_dates:
-                    come = datetime.combine(d, time(21, 50)) + timedelta(minutes=rng.randint(0, 15), seconds=rng.randint(0, 59))
-                    go = datetime.combine(d + timedelta(days=1), time(6, 0)) + timedelta(minutes=rng.randint(0, 12), seconds=rng.randint(0, 59))
+                    come = _around(rng, d, time(21, 50), 15)
+                    go = _around(rng, d + timedelta(days=1), time(6, 0), 12)
                     taps += [(come, e.pin, 0), (go, e.pin, 1)]
             patterns.append(f"{e.pin}: night shifts across midnight (22:00-06:00)")
             continue
         lone_day = workdays[len(workdays) // 2] if role == "lone_come" and workdays else None
         for d in workdays:
             target = 360 if d.weekday() == 4 else 480
-            come = datetime.combine(d, time(7, 0)) + timedelta(minutes=rng.randint(0, 90), seconds=rng.randint(0, 59))
+            come = _around(rng, d, time(7, 0), 90)
             taps.append((come, e.pin, 0))
             if d == lone_day:
                 patterns.append(f"{e.pin}: lone come on {d} (go forgotten)")
                 continue
             worked = timedelta(minutes=target + rng.randint(-20, 70))
             if rng.random() < 0.5:
-                lunch = datetime.combine(d, time(12, 0)) + timedelta(minutes=rng.randint(0, 45), seconds=rng.randint(0, 59))
+                lunch = _around(rng, d, time(12, 0), 45)
                 back = lunch + timedelta(minutes=rng.randint(30, 45), seconds=rng.randint(0, 59))
                 taps += [(lunch, e.pin, 1), (back, e.pin, 0)]
                 go = come + worked + (back - lunch)
@@ -166,6 +167,12 @@ def demo_export(masterdata: MasterData, today: date, holiday_dates: set[date], s
         patterns.append(f"{UNKNOWN_PIN}: a badge not assigned to any employee")
     lines = [f"{pin}\t{when:%Y-%m-%d %H:%M:%S}\t1\t{state}\t0" for when, pin, state in sorted(taps + extra)]
     return lines, double_taps, patterns
+
+
+def _around(rng: random.Random, day: date, start: time, spread_minutes: int) -> datetime:
+    """A local wall-clock time on ``day`` between ``start`` and ``start + spread_minutes`` (with seconds)."""
+    return datetime.combine(day, start) + timedelta(minutes=rng.randint(0, spread_minutes),
+                                                    seconds=rng.randint(0, 59))
 
 
 def seed_demo(store: Store, data_dir: Path, export_path: Path, *, today: date, region: str = "DE-BY",

@@ -25,10 +25,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Callable, Iterable
+from zoneinfo import ZoneInfo
 
 from zmi_reconciler.tna import calc_day, calc_month
 from zmi_reconciler.tna.models import Booking, DailyValue, DayPlan, MonthlyValue
-from zmi_reconciler.tna.store import Employee, StoredBooking, Store
+from zmi_reconciler.tna.store import Employee, Store, parse_utc
 
 ONE_DAY = timedelta(days=1)
 #: Above this many days one range query beats the per-day join.
@@ -73,13 +74,12 @@ class _Context:
         self.holidays = {d: h.category for d, h in store.holidays_between(start - ONE_DAY, end + ONE_DAY).items()}
 
     def plan_for(self, employee: Employee) -> Callable[[date], DayPlan | None]:
+        """The employee's day plan of a date (None: free day, no week plan, or an unknown code)."""
         week = self.week_plans.get(employee.week_plan) if employee.week_plan else None
+        by_weekday = tuple(self.day_plans.get(code) if code else None for code in week.days) if week else (None,) * 7
 
         def plan(day: date) -> DayPlan | None:
-            if week is None:
-                return None
-            code = week.day_plan_code(day)
-            return self.day_plans.get(code) if code else None
+            return by_weekday[day.weekday()]
 
         return plan
 
@@ -87,9 +87,21 @@ class _Context:
         return self.holidays.get(day)
 
 
-def _to_booking(b: StoredBooking, store: Store) -> Booking:
-    local = b.at.astimezone(store.zone)
-    return Booking(local.hour * 60 + local.minute, b.direction)  # type: ignore[arg-type]
+class _LocalMinutes:
+    """UTC instant text -> local minute of day in ``zone``, with the UTC offset cached per UTC minute
+    (offsets are whole minutes and constant within one), so 90,000 bookings need no datetime objects."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.offsets: dict[str, int] = {}
+
+    def __call__(self, at: str) -> int:
+        key = at[:16]
+        offset = self.offsets.get(key)
+        if offset is None:
+            delta = parse_utc(at).astimezone(self.zone).utcoffset()
+            offset = self.offsets[key] = int(delta.total_seconds() // 60) if delta else 0
+        return (int(at[11:13]) * 60 + int(at[14:16]) + offset) % 1440
 
 
 def recalculate_days(store: Store, days: Iterable[tuple[int, date]], today: date) -> DayCounts:
@@ -125,15 +137,17 @@ def recalculate_days(store: Store, days: Iterable[tuple[int, date]], today: date
         employee = ctx.employees[emp_id]
         by_day = bookings.get(emp_id, {})
         plan_for = ctx.plan_for(employee)
-        for day in emp_days:  # one call per day keeps a bad day from failing its neighbours
-            try:
-                [value] = calc_day.calculate_days(emp_id, [day], by_day, plan_for, ctx.holiday_for, today)
-            except ValueError as exc:
-                counts.failed.append(f"{employee.personnel_number} {day}: {exc}")
-                continue
-            values.append(value)
-            if value.errors:
-                counts.errors.append(value)
+        try:
+            computed = calc_day.calculate_days(emp_id, emp_days, by_day, plan_for, ctx.holiday_for, today)
+        except ValueError:  # find the bad day; the others are still calculated
+            computed = []
+            for day in emp_days:
+                try:
+                    computed += calc_day.calculate_days(emp_id, [day], by_day, plan_for, ctx.holiday_for, today)
+                except ValueError as exc:
+                    counts.failed.append(f"{employee.personnel_number} {day}: {exc}")
+        values += computed
+        counts.errors += [v for v in computed if v.errors]
     store.save_daily_values(values)
     counts.days_calculated = len(values)
     counts.employees = len({v.employee_id for v in values})
@@ -145,13 +159,22 @@ def _load_bookings(store: Store, per_employee: dict[int, list[date]]) -> dict[in
     """The calculation's bookings of the wanted days and their neighbours, per employee and local date."""
     needed = {(e, d + k * ONE_DAY) for e, ds in per_employee.items() for d in ds for k in (-1, 0, 1)}
     if len(needed) > _RANGE_QUERY_DAYS:
-        start, end = min(d for _, d in needed), max(d for _, d in needed)
-        stored = [b for items in store.bookings_between(start, end, per_employee).values() for b in items]
+        rows = store.calc_rows_between(min(d for _, d in needed), max(d for _, d in needed))
     else:
-        stored = [b for items in store.bookings_on_days(needed).values() for b in items]
-    result: dict[int, dict[date, list[Booking]]] = defaultdict(lambda: defaultdict(list))
-    for b in stored:
-        result[b.employee_id][b.local_date].append(_to_booking(b, store))
+        rows = store.calc_rows_on_days(needed)
+    minute_of = _LocalMinutes(store.zone)
+    dates: dict[str, date] = {}
+    result: dict[int, dict[date, list[Booking]]] = {}
+    for emp, day_text, at, direction in rows:
+        per_day = result.get(emp)
+        if per_day is None:
+            if emp not in per_employee:
+                continue
+            per_day = result[emp] = {}
+        day = dates.get(day_text)
+        if day is None:
+            day = dates[day_text] = date.fromisoformat(day_text)
+        per_day.setdefault(day, []).append(Booking(minute_of(at), direction))  # type: ignore[arg-type]
     return result
 
 
@@ -211,8 +234,8 @@ def recalculate_months(store: Store, year: int, month: int, through: date, today
             values.append(calc_month.evaluate_month(employee.id, year, month, daily[employee.id], start,
                                                     employee.credit_rule))
         store.save_monthly_values(values)
-        for value in values:
-            counts.carried_forward += _carry_forward(store, value, store.employee(int(value.employee_id)))
+        for value, employee in zip(values, open_employees):
+            counts.carried_forward += _carry_forward(store, value, employee)
     counts.employees = len(values)
     counts.months_calculated = len(values)
     counts.values = values

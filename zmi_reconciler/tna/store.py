@@ -494,23 +494,44 @@ class Store:
             items.sort(key=lambda b: (b.at, b.id))
         return result
 
+    @contextlib.contextmanager
+    def _temp_days(self, pairs: Iterable[tuple[int, str]]) -> Iterator[str]:
+        """Fill the connection's temp table ``wanted_days (employee_id, local_date)`` for a join; yields its
+        name. Temp tables never take the database's write lock. Joins use ``CROSS JOIN`` so SQLite loops
+        over the wanted rows and searches the bookings index (left alone, it scans all bookings)."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_days "
+                         "(employee_id INTEGER, local_date TEXT, PRIMARY KEY (employee_id, local_date))")
+            conn.execute("DELETE FROM temp.wanted_days")
+            conn.executemany("INSERT OR IGNORE INTO temp.wanted_days VALUES (?, ?)", pairs)
+            try:
+                yield "temp.wanted_days"
+            finally:
+                conn.execute("DELETE FROM temp.wanted_days")
+
+    @contextlib.contextmanager
+    def _temp_ids(self, ids: Iterable[int]) -> Iterator[str]:
+        """Like :meth:`_temp_days` for a set of employee ids (``temp.wanted_ids (employee_id)``)."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_ids (employee_id INTEGER PRIMARY KEY)")
+            conn.execute("DELETE FROM temp.wanted_ids")
+            conn.executemany("INSERT OR IGNORE INTO temp.wanted_ids VALUES (?)", [(i,) for i in ids])
+            try:
+                yield "temp.wanted_ids"
+            finally:
+                conn.execute("DELETE FROM temp.wanted_ids")
+
     def bookings_on_days(self, days: Iterable[tuple[int, date]]) -> dict[tuple[int, date], list[StoredBooking]]:
         """Non-deleted bookings of the given ``(employee_id, local date)`` pairs, each list by instant.
         Pairs without bookings are absent. One query for any number of days (temp table join)."""
-        pairs = {(e, d.isoformat()) for e, d in days}
         result: dict[tuple[int, date], list[StoredBooking]] = {}
-        if not pairs:
-            return result
-        with self._lock:
-            conn = self._conn
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_days (employee_id INTEGER, local_date TEXT)")
-            conn.execute("DELETE FROM temp.wanted_days")
-            conn.executemany("INSERT INTO temp.wanted_days VALUES (?, ?)", pairs)
-            rows = conn.execute(
-                f"SELECT {self._BOOKING_COLS} FROM temp.wanted_days w JOIN bookings b "
+        with self._temp_days((e, d.isoformat()) for e, d in days) as wanted:
+            rows = self._conn.execute(
+                f"SELECT {self._BOOKING_COLS} FROM {wanted} w CROSS JOIN bookings b "
                 "ON b.employee_id = w.employee_id AND b.local_date = w.local_date "
                 "WHERE b.deleted_at IS NULL").fetchall()
-            conn.execute("DELETE FROM temp.wanted_days")
         for row in rows:
             b = self._booking(row)
             result.setdefault((b.employee_id, b.local_date), []).append(b)
@@ -518,17 +539,36 @@ class Store:
             items.sort(key=lambda b: (b.at, b.id))
         return result
 
+    _CALC_COLS = "b.employee_id, b.local_date, COALESCE(b.edited_at, b.original_at) AS at, b.direction"
+    _CALC_ORDER = " ORDER BY b.employee_id, b.local_date, at, b.id"
+
+    def calc_rows_between(self, start: date, end: date) -> list[tuple[int, str, str, str]]:
+        """The calculation's lean read: ``(employee_id, 'YYYY-MM-DD' local date, effective instant as UTC
+        text, direction)`` of the non-deleted bookings in ``start..end``, ordered by employee, date, instant.
+        No objects are built, so a month of 90,000 bookings loads in a fraction of a second."""
+        return self._query(f"SELECT {self._CALC_COLS} FROM bookings b WHERE b.local_date BETWEEN ? AND ? "
+                           f"AND b.deleted_at IS NULL{self._CALC_ORDER}", (start.isoformat(), end.isoformat()))
+
+    def calc_rows_on_days(self, days: Iterable[tuple[int, date]]) -> list[tuple[int, str, str, str]]:
+        """:meth:`calc_rows_between` for a set of ``(employee_id, local date)`` pairs (temp table join)."""
+        with self._temp_days((e, d.isoformat()) for e, d in days) as wanted:
+            return self._conn.execute(
+                f"SELECT {self._CALC_COLS} FROM {wanted} w CROSS JOIN bookings b ON b.employee_id = w.employee_id "
+                f"AND b.local_date = w.local_date WHERE b.deleted_at IS NULL{self._CALC_ORDER}").fetchall()
+
     def known_instants(self, employee_ids: Iterable[int], start: datetime, end: datetime
                        ) -> dict[int, list[datetime]]:
         """Original instants of all bookings (deleted ones too) of the employees in ``start..end`` (aware),
         sorted: what the importer debounces against, so a deleted booking is not re-imported."""
-        wanted = set(employee_ids)
-        result: dict[int, list[datetime]] = {e: [] for e in wanted}
-        for emp, orig in self._query(
-                "SELECT employee_id, original_at FROM bookings WHERE original_at BETWEEN ? AND ?",
-                (utc_text(start), utc_text(end))):
-            if emp in wanted:
-                result[emp].append(parse_utc(orig))
+        ids = set(employee_ids)
+        result: dict[int, list[datetime]] = {e: [] for e in ids}
+        with self._temp_ids(ids) as wanted:
+            rows = self._conn.execute(
+                f"SELECT b.employee_id, b.original_at FROM {wanted} w CROSS JOIN bookings b "
+                "ON b.employee_id = w.employee_id AND b.original_at BETWEEN ? AND ?",
+                (utc_text(start), utc_text(end))).fetchall()
+        for emp, orig in rows:
+            result[emp].append(parse_utc(orig))
         for items in result.values():
             items.sort()
         return result
@@ -623,19 +663,21 @@ class Store:
         if not days:
             return
         auto_complete = self._auto_complete_lookup()
-        lo = date.fromisoformat(min(d for _, d in days)) - timedelta(days=1)
-        hi = date.fromisoformat(max(d for _, d in days)) + timedelta(days=1)
-        cache: dict[tuple[int, date], list[list[Any]]] = {}
-        for row in self._conn.execute(
-                "SELECT employee_id, local_date, COALESCE(edited_at, original_at), id, direction, direction_source "
-                "FROM bookings WHERE local_date BETWEEN ? AND ? AND deleted_at IS NULL",
-                (lo.isoformat(), hi.isoformat())):
-            cache.setdefault((row[0], date.fromisoformat(row[1])), []).append(list(row[2:]))
+        around = {(e, (date.fromisoformat(d) + k * timedelta(days=1)).isoformat())
+                  for e, d in days for k in (-1, 0, 1)}
+        cache: dict[tuple[int, date], list[list[Any]]] = {
+            (e, date.fromisoformat(d)): [] for e, d in around}
+        with self._temp_days(around) as wanted:
+            for row in self._conn.execute(
+                    "SELECT b.employee_id, b.local_date, COALESCE(b.edited_at, b.original_at), b.id, b.direction, "
+                    f"b.direction_source FROM {wanted} w CROSS JOIN bookings b ON b.employee_id = w.employee_id "
+                    "AND b.local_date = w.local_date WHERE b.deleted_at IS NULL"):
+                cache[(row[0], date.fromisoformat(row[1]))].append(list(row[2:]))
         for items in cache.values():
             items.sort()
 
         def day_rows(emp: int, day: date) -> list[list[Any]]:
-            if (emp, day) not in cache and not lo <= day <= hi:
+            if (emp, day) not in cache:
                 cache[(emp, day)] = sorted(list(r) for r in self._conn.execute(
                     "SELECT COALESCE(edited_at, original_at), id, direction, direction_source FROM bookings "
                     "WHERE employee_id = ? AND local_date = ? AND deleted_at IS NULL", (emp, day.isoformat())))
@@ -775,11 +817,10 @@ class Store:
         ``([(employee_id, local date), ...] sorted, new_watermark)``. Pass ``new_watermark`` next time;
         with nothing new it equals ``watermark``. 0 means "since the beginning"."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT employee_id, local_date, seq FROM dirty_days WHERE seq > ? ORDER BY employee_id, local_date",
-                (watermark,)).fetchall()
+            rows = self._conn.execute(  # no ORDER BY: it would make SQLite scan the primary key, not seq
+                "SELECT employee_id, local_date, seq FROM dirty_days WHERE seq > ?", (watermark,)).fetchall()
         new_mark = max((r[2] for r in rows), default=watermark)
-        return [(e, date.fromisoformat(d)) for e, d, _ in rows], new_mark
+        return sorted((e, date.fromisoformat(d)) for e, d, _ in rows), new_mark
 
     # closing --------------------------------------------------------------------------------------------
 
