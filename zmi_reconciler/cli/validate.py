@@ -79,9 +79,13 @@ def run(args: argparse.Namespace) -> int:
     findings = [f for r in results for f in r.findings] + lint(results, settings.default_timezone, now=now)
     findings.sort(key=lambda f: (f.file, f.line, f.column, f.code))
     fmt = args.format or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
-    _print(findings, fmt, len(results), sys.stdout)
-    if args.explain:
-        explain(results, settings.default_timezone, now, sys.stdout if fmt == "text" else sys.stderr)
+    try:
+        _print(findings, fmt, len(results), sys.stdout)
+        if args.explain:
+            explain(results, settings.default_timezone, now, sys.stdout if fmt == "text" else sys.stderr)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `validate | head`: the reader left; the exit code still tells the result
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return exit_code(findings, args.strict)
 
 
