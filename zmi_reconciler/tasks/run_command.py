@@ -1,10 +1,24 @@
-"""``run_command`` ("Eigene Funktion"): runs a command from the server's allowlist, never from the file."""
+"""``run_command`` ("Eigene Funktion"): runs a command from the server's allowlist, never from the file.
+
+``params.command`` names an entry of the server setting ``commands`` (name -> argv list). The argv is started
+with :class:`subprocess.Popen` as a list (``shell=False``: no shell, no word splitting, no globbing), stdin
+closed, working directory the data dir, in its own process group. Every stdout/stderr line goes to the journal
+as a ``task_log`` record (``stream`` ``stdout``/``stderr``; lines longer than 4,000 characters are cut).
+Exit status 0 -> succeeded, anything else -> failed with the code (or the signal). When the run's cancel event
+is set (timeout, shutdown) the process group gets SIGTERM, then SIGKILL after 5 s.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import threading
+from typing import IO
+
 from pydantic import Field
 
-from zmi_reconciler.tasks.base import TaskContext, TaskFailed, TaskParams, TaskResult, TaskSpec
+from zmi_reconciler.tasks.base import TaskCancelled, TaskContext, TaskFailed, TaskParams, TaskResult, TaskSpec
 
 
 class Params(TaskParams):
@@ -19,8 +33,79 @@ class Result(TaskResult):
     stderr_lines: int = 0
 
 
+MAX_LINE = 4000
+#: Seconds between SIGTERM and SIGKILL when a command is cancelled.
+KILL_AFTER = 5.0
+_POLL = 0.05
+
+
 def run(ctx: TaskContext, params: Params) -> Result:
-    raise TaskFailed("run_command is not implemented yet")
+    commands = ctx.settings.commands
+    argv = commands.get(params.command)
+    if argv is None:
+        allowed = ", ".join(sorted(commands)) or "none are configured"
+        raise TaskFailed(f"command {params.command!r} is not in the server's allowlist (setting `commands`); "
+                         f"allowlisted: {allowed}")
+    result = Result(command=params.command)
+    cwd = ctx.settings.data_dir if ctx.settings.data_dir.is_dir() else None
+    ctx.log(f"starting {params.command}: {argv!r}")
+    try:
+        proc = subprocess.Popen(list(argv), shell=False, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=cwd, start_new_session=True)
+    except OSError as exc:
+        raise TaskFailed(f"command {params.command!r} could not start: {exc}", result=result) from exc
+    counts = {"stdout": 0, "stderr": 0}
+    readers = [threading.Thread(target=_pump, args=(stream, name, ctx, counts), daemon=True,
+                                name=f"{ctx.run_id} {name}")
+               for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))]
+    for reader in readers:
+        reader.start()
+    cancelled = False
+    while True:
+        try:
+            proc.wait(timeout=_POLL)
+            break
+        except subprocess.TimeoutExpired:
+            if ctx.cancel.is_set():
+                cancelled = True
+                _stop(proc)
+                break
+    for reader in readers:
+        reader.join(timeout=KILL_AFTER)
+    result.exit_code = proc.returncode
+    result.stdout_lines, result.stderr_lines = counts["stdout"], counts["stderr"]
+    if cancelled:
+        raise TaskCancelled(f"command {params.command!r} stopped (cancelled), exit status {proc.returncode}")
+    if proc.returncode != 0:
+        how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
+               else f"exited with status {proc.returncode}")
+        raise TaskFailed(f"command {params.command!r} {how}", result=result)
+    return result
+
+
+def _pump(stream: IO[bytes], name: str, ctx: TaskContext, counts: dict[str, int]) -> None:
+    with stream:
+        for raw in stream:
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if len(line) > MAX_LINE:
+                line = line[:MAX_LINE] + " [cut]"
+            counts[name] += 1
+            ctx.log(line, level="info" if name == "stdout" else "warning", stream=name)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the command's process group, SIGKILL it after :data:`KILL_AFTER` seconds."""
+    for sig, wait in ((signal.SIGTERM, KILL_AFTER), (signal.SIGKILL, KILL_AFTER)):
+        try:
+            os.killpg(proc.pid, sig)  # start_new_session: the group id is the child's pid
+        except ProcessLookupError:
+            proc.wait()
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 SPEC = TaskSpec(
