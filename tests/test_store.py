@@ -279,3 +279,42 @@ def test_failed_transaction_rolls_back(store):
             store.upsert_employee(Employee("1"))
             raise RuntimeError("boom")
     assert store.employees() == []
+
+
+# --- retention and backup -------------------------------------------------------------------------------
+
+def test_purge_employee_removes_all_their_rows(store, emp):
+    other, _ = store.upsert_employee(Employee("2002", exit_date=date(2020, 1, 31)))
+    [b] = store.add_bookings([NewBooking(emp, local(2026, 4, 1, 8)), NewBooking(other, local(2026, 4, 1, 8))])[:1]
+    store.delete_booking(b)
+    store.save_daily_values([DailyValue(emp, date(2026, 4, 1))])
+    store.save_monthly_values([MonthlyValue(emp, 2026, 4)])
+    assert [e.id for e in store.employees_left_before(date(2023, 1, 1))] == [other]
+    expected = {"bookings": 1, "daily_values": 1, "monthly_values": 1, "dirty_days": 1, "employees": 1}
+    assert store.purge_employee(emp, dry_run=True) == expected
+    assert store.employee(emp).id == emp
+    assert store.purge_employee(emp) == expected
+    with pytest.raises(NotFoundError):
+        store.employee(emp)
+    assert store.table_counts()["bookings"] == 1  # the other employee's booking stays
+    with pytest.raises(NotFoundError):
+        store.purge_employee(emp)
+
+
+def test_delete_sent_messages(store):
+    old = store.enqueue_message("a@example.org", "s", "b")
+    store.enqueue_message("b@example.org", "s", "b")  # never sent: kept
+    store.mark_sent(old, at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    cutoff = datetime(2026, 2, 1, tzinfo=timezone.utc)
+    assert store.delete_sent_messages(cutoff, dry_run=True) == 1
+    assert store.delete_sent_messages(cutoff) == 1
+    assert [m.recipient for m in store.outbox()] == ["b@example.org"]
+
+
+def test_backup_is_a_consistent_single_file_copy(store, emp, tmp_path):
+    store.add_bookings([NewBooking(emp, local(2026, 4, 1, 8))])
+    target = tmp_path / "copy.sqlite3"
+    store.backup_to(target)
+    with Store.open(target, zone=BERLIN) as copy:
+        assert copy.integrity_check() == ["ok"]
+        assert copy.table_counts() == store.table_counts()
