@@ -184,6 +184,14 @@ def test_night_shift_continues_across_midnight_only_with_the_day_change_rule(sto
         store.add_bookings([NewBooking(e, local(2026, 3, 23, 20))])
     assert directions(store, night, date(2026, 3, 24)) == ["go"]
     assert directions(store, day, date(2026, 3, 24)) == ["come"]  # a lone come the day before stays lone
+    # the 24th's booking flipped when the 23rd's come arrived, so the 24th is dirty (again)
+    _, mark = store.dirty_days_since(0)
+    store.add_bookings([NewBooking(night, local(2026, 3, 23, 19))])  # an earlier come: 23rd is come, go
+    assert directions(store, night, date(2026, 3, 23)) == ["come", "go"]
+    assert directions(store, night, date(2026, 3, 24)) == ["come"]
+    assert store.dirty_days_since(mark)[0] == [(night, date(2026, 3, 23)), (night, date(2026, 3, 24))]
+    store.delete_booking(store.bookings_between(date(2026, 3, 23), date(2026, 3, 23))[night][0].id)
+    assert directions(store, night, date(2026, 3, 24)) == ["go"]
     # the next shift: 24 Mar 22:00 to 25 Mar 06:00
     store.add_bookings([NewBooking(night, local(2026, 3, 25, 6))])
     store.add_bookings([NewBooking(night, local(2026, 3, 24, 22))])

@@ -658,7 +658,7 @@ class Store:
         day ends with a come, the come day's plan (else the go day's) says ``auto_complete_midnight`` and the
         day's first booking is at most :data:`MAX_SHIFT_HOURS` after that come; so the morning booking of a
         night shift is a go. The day after each given day is re-derived too, and further days while the
-        last direction of a day flips.
+        last direction of a day flips; days whose directions changed are marked dirty.
         """
         if not days:
             return
@@ -684,6 +684,7 @@ class Store:
             return cache.get((emp, day), [])
 
         updates: list[tuple[str, int]] = []
+        flipped: set[tuple[int, str]] = set()
         per_employee: dict[int, set[date]] = {}
         for emp, d in days:  # a changed day may change how the next one starts
             day = date.fromisoformat(d)
@@ -707,11 +708,13 @@ class Store:
                         if wanted != row[2]:
                             row[2] = wanted
                             updates.append((wanted, row[1]))
+                            flipped.add((emp, day.isoformat()))
                     previous = row[2]
                 if rows[-1][2] != before_last:
                     pending.add(day + timedelta(days=1))
         if updates:
             self._conn.executemany("UPDATE bookings SET direction = ? WHERE id = ?", updates)
+            self._mark_dirty(flipped - days)  # a direction changed: that day needs recalculating too
 
     def _auto_complete_lookup(self) -> Callable[[int, date, date], bool]:
         """``f(employee_id, come_day, go_day)``: does the day change rule split a shift across this midnight?
@@ -1101,10 +1104,6 @@ class Store:
     # retention (DSGVO) ----------------------------------------------------------------------------------
     # Added by H8 for ``gdpr_retention``. Deleting is deliberate here, so closed months are no obstacle.
 
-    def employees_left_before(self, day: date) -> list[Employee]:
-        """Employees whose exit date lies before ``day`` (local date), ordered by personnel number."""
-        return [e for e in self.employees() if e.exit_date is not None and e.exit_date < day]
-
     def purge_employee_data(self, employee_ids: Iterable[int], *, delete_employees: bool = False,
                             dry_run: bool = False) -> dict[str, int]:
         """Delete the bookings (soft-deleted ones too), daily values, monthly values and change-tracking
@@ -1131,16 +1130,6 @@ class Store:
             if delete_employees:
                 self._conn.execute(f"DELETE FROM employees WHERE id IN ({marks})", ids)
         return counts
-
-    def purge_sent_messages(self, sent_before: datetime, *, dry_run: bool = False) -> int:
-        """Delete outbox messages sent before ``sent_before`` (aware); unsent and parked ones are never
-        deleted. Returns how many (``dry_run``: would be)."""
-        with self.transaction():
-            if dry_run:
-                return self._conn.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?",
-                                          (utc_text(sent_before),)).fetchone()[0]
-            return self._conn.execute("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?",
-                                      (utc_text(sent_before),)).rowcount
 
 
 # --- debounce (shared by the importer and the attach path) ----------------------------------------------
