@@ -71,7 +71,7 @@ def run(ctx: TaskContext, params: Params) -> Result:
             result.monthly_values += counts["monthly_values"]
             result.employee_records += counts["employees"]
         ctx.check_cancelled()
-        result.outbox_messages = store.purge_sent_messages(sent_before, dry_run=params.dry_run)
+        result.outbox_messages = store.delete_sent_messages(sent_before, dry_run=params.dry_run)
     finally:
         store.close()
     verb = "would delete" if params.dry_run else "deleted"
