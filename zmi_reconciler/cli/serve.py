@@ -1,0 +1,153 @@
+"""``zmi-reconciler serve``: the runner, the reconciler and the HTTP API in one process.
+
+Start: logging to stderr (text or JSON lines), the journal opened and runs of a previous process that never
+finished closed with ``run_interrupted`` (``Journal.close_interrupted``), every schedule file loaded (the runner
+seeds missed fires from the journal), then the runner loop, the folder watcher and the API.
+
+Stop: SIGTERM or SIGINT stops the API and the watcher, the runner fires nothing new, running tasks get
+``shutdown_grace_seconds`` to finish, then their cancel events are set and runs that are still going are
+recorded ``run_interrupted``. A second SIGINT/SIGTERM during the grace period exits at once (the next start
+closes the unfinished runs). Exit code 0 after a clean stop, 2 for a settings error or a port in use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from zmi_reconciler.config import ConfigError, Settings, settings_from_args
+from zmi_reconciler.logging_setup import setup_logging
+
+log = logging.getLogger("zmi_reconciler.serve")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="API listen address (env ZMI_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="API port (env ZMI_PORT, default 8080)")
+    parser.add_argument("--log-format", choices=("text", "json"), help="stderr log format (env ZMI_LOG_FORMAT)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (env ZMI_LOG_LEVEL, default INFO)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from_args(args)
+        settings.log_format = getattr(args, "log_format", None) or settings.log_format  # flags win
+        settings.log_level = getattr(args, "log_level", None) or settings.log_level
+        setup_logging(settings.log_format, settings.log_level)
+    except (ConfigError, ValueError) as exc:
+        print(f"zmi-reconciler: {exc}", file=sys.stderr)
+        return 2
+    return serve(settings)
+
+
+def serve(settings: Settings, stop: threading.Event | None = None) -> int:
+    """Run until ``stop`` is set or SIGTERM/SIGINT arrives (signals only when called in the main thread)."""
+    from zmi_reconciler.journal import Journal
+    from zmi_reconciler.reconcile import Reconciler
+    from zmi_reconciler.runner import Runner
+
+    stop = stop or threading.Event()
+    restore = _install_signal_handlers(stop)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        journal = Journal(settings.journal_path, retention_days=settings.journal_retention_days)
+        interrupted = journal.close_interrupted()
+        runner = Runner(settings, journal)
+    except (OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        restore()
+        return 2
+    if interrupted:
+        log.warning("closed %d run(s) of a previous process as interrupted", len(interrupted))
+    reconciler = Reconciler(settings, runner, journal)
+    reconciler.reconcile_all()
+    runner.start()
+    watcher = threading.Thread(target=reconciler.watch, args=(stop,), name="zmi-reconciler-watch", daemon=True)
+    watcher.start()
+    log.info("serving %d schedule(s) from %s; journal %s", len(runner.schedule_ids()), settings.schedules_dir,
+             settings.journal_path)
+    code = 0
+    try:
+        code = _serve_api(settings, runner, reconciler, journal, stop)
+    finally:
+        stop.set()
+        log.info("stopping: running tasks get %.0f s", settings.shutdown_grace_seconds)
+        given_up = runner.stop(settings.shutdown_grace_seconds)
+        if given_up:
+            log.warning("recorded as interrupted: %s", ", ".join(given_up))
+        watcher.join(timeout=5)
+        close = getattr(journal, "close", None)
+        if close is not None:
+            close()
+        restore()
+        log.info("stopped")
+    return code
+
+
+# --------------------------------------------------------------------------------------------------------------
+# HOOK (H7, API): serve the HTTP API until ``stop`` is set. Without the API package it just waits for ``stop``.
+def _serve_api(settings: Settings, runner: Any, reconciler: Any, journal: Any, stop: threading.Event) -> int:
+    try:
+        from zmi_reconciler.api.app import create_app
+    except ImportError:
+        log.warning("API not available in this build; running runner and reconciler only")
+        stop.wait()
+        return 0
+    import uvicorn
+
+    app = create_app(settings, runner, reconciler, journal)
+    # Litestar's default logging config replaces the root handlers; ours (text/JSON to stderr) win again.
+    setup_logging(settings.log_format, settings.log_level, exclusive=True)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                            lifespan="on")
+    server = uvicorn.Server(config)
+
+    def exit_on_stop() -> None:
+        stop.wait()
+        server.should_exit = True
+
+    threading.Thread(target=exit_on_stop, name="zmi-api-stop", daemon=True).start()
+    log.info("API on http://%s:%d/api/v1", settings.host, settings.port)
+    try:
+        # uvicorn catches SIGTERM/SIGINT while it serves and re-raises them afterwards, which reaches our
+        # handlers (they set ``stop``).
+        server.run()
+    except SystemExit as exc:  # uvicorn exits when it cannot bind
+        log.error("API stopped: exit %s (port %d in use?)", exc.code, settings.port)
+        return 2
+    if not server.started and not stop.is_set():
+        log.error("API could not start on %s:%d", settings.host, settings.port)
+        return 2
+    return 0
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _install_signal_handlers(stop: threading.Event):
+    """SIGTERM/SIGINT set ``stop``; a second one exits at once. Returns a function restoring the old handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set() and received:
+            log.error("second %s: exiting without waiting for running tasks", signal.Signals(signum).name)
+            logging.shutdown()
+            import os
+
+            os._exit(128 + signum)
+        received.append(signum)
+        log.info("%s received: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+    return restore
