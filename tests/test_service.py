@@ -130,3 +130,14 @@ def test_recalculating_a_month_carries_forward_into_later_open_months(store):
     later = store.monthly_value(emp, 2026, 3)
     assert later.flextime_start == feb.flextime_carry
     assert later.flextime_carry == feb.flextime_carry + march.flextime_change
+
+
+def test_local_minutes_on_normal_and_dst_days():
+    minute_of = service._LocalMinutes(BERLIN)
+    assert minute_of("2026-03-02", "2026-03-02T07:00:00Z") == 8 * 60          # CET
+    assert minute_of("2026-07-01", "2026-06-30T22:30:00Z") == 30              # CEST, previous UTC day
+    assert minute_of("2026-03-29", "2026-03-29T00:30:00Z") == 90              # before the gap: 01:30 CET
+    assert minute_of("2026-03-29", "2026-03-29T01:30:00Z") == 3 * 60 + 30     # after: 03:30 CEST
+    assert minute_of("2026-10-25", "2026-10-25T00:30:00Z") == 2 * 60 + 30     # 02:30 CEST
+    assert minute_of("2026-10-25", "2026-10-25T01:30:00Z") == 2 * 60 + 30     # 02:30 CET, the second time
+    assert minute_of.offsets == {"2026-03-02": 60, "2026-07-01": 120, "2026-03-29": None, "2026-10-25": None}
