@@ -291,22 +291,21 @@ def test_failed_transaction_rolls_back(store):
 
 # --- retention and backup -------------------------------------------------------------------------------
 
-def test_purge_employee_removes_all_their_rows(store, emp):
+def test_purge_employee_data_removes_all_their_rows(store, emp):
     other, _ = store.upsert_employee(Employee("2002", exit_date=date(2020, 1, 31)))
     [b] = store.add_bookings([NewBooking(emp, local(2026, 4, 1, 8)), NewBooking(other, local(2026, 4, 1, 8))])[:1]
     store.delete_booking(b)
     store.save_daily_values([DailyValue(emp, date(2026, 4, 1))])
     store.save_monthly_values([MonthlyValue(emp, 2026, 4)])
     assert [e.id for e in store.employees_left_before(date(2023, 1, 1))] == [other]
-    expected = {"bookings": 1, "daily_values": 1, "monthly_values": 1, "dirty_days": 1, "employees": 1}
-    assert store.purge_employee(emp, dry_run=True) == expected
+    expected = {"bookings": 1, "daily_values": 1, "monthly_values": 1, "employees": 1}
+    assert store.purge_employee_data([emp], delete_employees=True, dry_run=True) == expected
     assert store.employee(emp).id == emp
-    assert store.purge_employee(emp) == expected
+    assert store.purge_employee_data([emp], delete_employees=True) == expected
     with pytest.raises(NotFoundError):
         store.employee(emp)
     assert store.table_counts()["bookings"] == 1  # the other employee's booking stays
-    with pytest.raises(NotFoundError):
-        store.purge_employee(emp)
+    assert store.dirty_days_since(0)[0] == [(other, date(2026, 4, 1))]
 
 
 def test_delete_sent_messages(store):

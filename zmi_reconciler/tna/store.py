@@ -986,27 +986,6 @@ class Store:
         """Employees whose exit date lies before ``cutoff`` (candidates for ``gdpr_retention``)."""
         return [e for e in self.employees() if e.exit_date is not None and e.exit_date < cutoff]
 
-    _PURGE_TABLES = ("bookings", "daily_values", "monthly_values", "dirty_days")
-
-    def purge_employee(self, employee_id: int, dry_run: bool = False) -> dict[str, int]:
-        """Delete an employee and all their rows (bookings including soft-deleted ones, daily and monthly
-        values, change tracking) in one transaction; returns rows per table (``employees`` included).
-        With ``dry_run`` only counts. Raises :class:`NotFoundError` for an unknown id. The employee must
-        also leave the master data file, or the next apply creates them again (without data)."""
-        counts: dict[str, int] = {}
-        with self.transaction():
-            if not self._conn.execute("SELECT 1 FROM employees WHERE id = ?", (employee_id,)).fetchone():
-                raise NotFoundError(f"no employee with id {employee_id}")
-            for table in self._PURGE_TABLES:
-                counts[table] = self._conn.execute(
-                    f"SELECT COUNT(*) FROM {table} WHERE employee_id = ?", (employee_id,)).fetchone()[0]
-                if not dry_run:
-                    self._conn.execute(f"DELETE FROM {table} WHERE employee_id = ?", (employee_id,))
-            counts["employees"] = 1
-            if not dry_run:
-                self._conn.execute("DELETE FROM employees WHERE id = ?", (employee_id,))
-        return counts
-
     def delete_sent_messages(self, before: datetime, dry_run: bool = False) -> int:
         """Delete outbox messages sent before ``before`` (aware); returns how many (would be) deleted."""
         with self.transaction():
