@@ -203,6 +203,20 @@ def error_from_finding(finding: Any) -> FieldError:
                       message=finding.message)
 
 
+_SUMMARY_KEYS = ("run_id", "schedule", "trigger", "status", "scheduled_for", "started_at", "finished_at",
+                 "duration_ms")
+_SUMMARY_KEY_SET = frozenset(_SUMMARY_KEYS)
+
+
+def run_summary_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """Journal run summary dict -> plain data in the shape of :class:`RunSummary` (no validation)."""
+    if data.keys() == _SUMMARY_KEY_SET and data["status"]:
+        return data  # the journal's summary has exactly this shape
+    out = {k: data.get(k) for k in _SUMMARY_KEYS}
+    out["status"] = str(out["status"] or "running")
+    return out
+
+
 def run_summary(data: dict[str, Any]) -> RunSummary:
     """Journal run summary dict -> :class:`RunSummary`."""
     return RunSummary(**{k: data.get(k) for k in RunSummary.model_fields if k in data or k == "trigger"}

@@ -17,13 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import msgspec
+
 from zmi_reconciler import loader
 from zmi_reconciler.api import yamlio
 from zmi_reconciler.api.metrics import Metrics
 from zmi_reconciler.api.files import ScheduleFiles, etag_for
 from zmi_reconciler.api.models import (Fire, Finding, Preview, RunAccepted, RunDetail, RunPage, ScheduleDetail,
                                        ScheduleList, ScheduleStatus, ScheduleSummary, TaskInfo, ValidationReport,
-                                       error_from_finding, run_detail, run_summary)
+                                       error_from_finding, run_detail, run_summary,
+                                       run_summary_dict)
 from zmi_reconciler.api.problems import BadRequest, Conflict, FieldError, Invalid, NotFound, RunActive
 from zmi_reconciler.config import Settings
 from zmi_reconciler.schema import is_valid_id
@@ -83,7 +86,9 @@ class ScheduleService:
     def _states(self) -> dict[str, Any]:
         return self.reconciler.states() if self.reconciler is not None else {}
 
-    def _status(self, schedule_id: str, state: Any, enabled: bool | None = None) -> ScheduleStatus:
+    def _status_dict(self, schedule_id: str, state: Any, enabled: bool | None = None) -> dict[str, Any]:
+        """Status as plain data in the shape of :class:`ScheduleStatus` (the list builds 1,000 of these per
+        request, so no model validation here)."""
         schedule = getattr(state, "schedule", None)
         findings = [f for f in (getattr(state, "findings", None) or []) if getattr(f, "severity", "error") == "error"]
         runner_status: dict[str, Any] = {}
@@ -93,30 +98,62 @@ class ScheduleService:
             except KeyError:
                 runner_status = {}
         last = self.journal.last_run(schedule_id) if self.journal is not None else None
-        return ScheduleStatus(
-            enabled=bool(schedule.enabled) if enabled is None and schedule is not None else bool(enabled),
-            loaded=schedule is not None,
-            degraded=bool(getattr(state, "degraded", False)) or (state is not None and schedule is None),
-            errors=[error_from_finding(f) for f in findings],
-            next_fire=runner_status.get("next_fire"),
-            active_run=runner_status.get("active_run"),
-            queued=bool(runner_status.get("queued", False)),
-            last_run=run_summary(last) if last else None,
-            last_success=self.journal.last_success(schedule_id) if self.journal is not None else None,
-        )
+        if enabled is None:
+            enabled = bool(schedule.enabled) if schedule is not None else False
+        return {
+            "enabled": enabled,
+            "loaded": schedule is not None,
+            "degraded": bool(getattr(state, "degraded", False)) or (state is not None and schedule is None),
+            "errors": [error_from_finding(f).model_dump() for f in findings],
+            "next_fire": runner_status.get("next_fire"),
+            "active_run": runner_status.get("active_run"),
+            "queued": bool(runner_status.get("queued", False)),
+            "last_run": run_summary_dict(last) if last else None,
+            "last_success": self.journal.last_success(schedule_id) if self.journal is not None else None,
+        }
 
-    def list(self) -> ScheduleList:
-        """Every schedule the reconciler knows (valid, degraded or never valid), sorted by id."""
+    def _status(self, schedule_id: str, state: Any, enabled: bool | None = None) -> ScheduleStatus:
+        return ScheduleStatus.model_validate(self._status_dict(schedule_id, state, enabled))
+
+    def list_json(self) -> bytes:
+        """GET /schedules as JSON bytes (shape :class:`ScheduleList`): every schedule the reconciler knows
+        (valid, degraded or never valid), sorted by id. The hot read path (SPEC 10: 1,000 schedules, p99 <= 25
+        ms), so it is a tight loop over plain data encoded with msgspec, without model validation."""
+        runner, journal = self.runner, self.journal
         items = []
         for schedule_id, state in sorted(self._states().items()):
-            schedule = getattr(state, "schedule", None)
-            content_hash = getattr(state, "content_hash", None)
-            items.append(ScheduleSummary(
-                id=schedule_id, name=schedule.name if schedule is not None else None,
-                timing=schedule.timing.type if schedule is not None else None,
-                etag=f'"{content_hash}"' if content_hash else None,
-                status=self._status(schedule_id, state)))
-        return ScheduleList(items=items)
+            schedule = state.schedule
+            file_hash = getattr(state, "file_hash", None) or state.content_hash
+            runner_status = None
+            if schedule is not None and runner is not None:
+                try:
+                    runner_status = runner.status(schedule_id)
+                except KeyError:
+                    pass
+            last = journal.last_run(schedule_id) if journal is not None else None
+            errors = [error_from_finding(f).model_dump() for f in state.findings
+                      if f.severity == "error"] if state.degraded else []
+            items.append({
+                "id": schedule_id,
+                "name": schedule.name if schedule is not None else None,
+                "timing": schedule.timing.type if schedule is not None else None,
+                "etag": f'"{file_hash}"' if file_hash else None,
+                "status": {
+                    "enabled": schedule is not None and schedule.enabled,
+                    "loaded": schedule is not None,
+                    "degraded": state.degraded or schedule is None,
+                    "errors": errors,
+                    "next_fire": runner_status["next_fire"] if runner_status else None,
+                    "active_run": runner_status["active_run"] if runner_status else None,
+                    "queued": bool(runner_status["queued"]) if runner_status else False,
+                    "last_run": run_summary_dict(last) if last else None,
+                    "last_success": journal.last_success(schedule_id) if last else None,
+                }})
+        return msgspec.json.encode({"items": items})
+
+    def list(self) -> ScheduleList:
+        """:meth:`list_json` as a model (for callers in Python)."""
+        return ScheduleList.model_validate_json(self.list_json())
 
     def get(self, schedule_id: str) -> ScheduleDetail:
         """The file as it is now (spec, text, ETag) plus status. Raises :class:`NotFound`."""

@@ -45,8 +45,8 @@ class SchedulesController(Controller):
     @get("/", operation_id="listSchedules", summary="All schedules with status",
          description="Enabled, degraded with errors, next fire and last run of every schedule file.",
          responses=problems(), sync_to_thread=True)
-    def list_schedules(self, service: Service) -> ScheduleList:
-        return service.list()
+    def list_schedules(self, service: Service) -> Response[ScheduleList]:
+        return Response(service.list_json(), media_type="application/json")  # type: ignore[arg-type]
 
     @post("/", operation_id="createSchedule", summary="Create schedules.d/<id>.yaml", opt=_WRITE, status_code=201,
           responses=problems(403, 409, 413, 415, 422), response_headers=_ETAG)
