@@ -266,6 +266,48 @@ class Journal:
                 log.warning("journal: %s:%d: %s not indexed: %s", state.path, state.lines, event, exc)
         return record
 
+    def append_many(self, events: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Append several events under one lock and with one write; same rules as :meth:`append`, one ``ts``
+        (the clock's instant at the call) for all. Returns the records as written, in order.
+
+        Used by the runner to journal the ``run_started`` of every run due in the same instant in one go
+        (500 schedules firing in the same second cost one lock round and one write instead of 500).
+        """
+        now = self._clock()
+        ts = iso_utc(now, ms=True)
+        records: list[dict[str, Any]] = []
+        lines: list[bytes] = []
+        for event, fields in events:
+            if event not in EVENTS:
+                log.warning("journal: unknown event %r", event)
+            record: dict[str, Any] = {"ts": ts, "event": event, **fields}
+            if event == "run_started":
+                record.setdefault("pid", os.getpid())
+            records.append(record)
+            lines.append(encode_event(record))
+        if not lines:
+            return records
+        heads = [_HEAD.decode(line) for line in lines]
+        day = now.astimezone(timezone.utc).date()
+        with self._lock, self._flock:
+            fd, state = self._writer(day)
+            self._read_new(state)
+            if os.fstat(fd).st_size > state.offset:  # a crashed writer's half line: see append()
+                _write_all(fd, b"\n")
+                self._read_new(state)
+            _write_all(fd, b"".join(lines))
+            if any(head.event in FSYNC_EVENTS for head in heads):
+                os.fsync(fd)
+            for head, line in zip(heads, lines):
+                offset = state.offset
+                state.offset += len(line)
+                state.lines += 1
+                try:
+                    self._index(head, (day.toordinal() << _OFFSET_BITS) | offset)
+                except ValueError as exc:
+                    log.warning("journal: %s:%d: %s not indexed: %s", state.path, state.lines, head.event, exc)
+        return records
+
     def _writer(self, day: date) -> tuple[int, _FileState]:
         """The append descriptor for ``day`` (opened on first use, rotated at UTC midnight). Caller holds locks."""
         state = self._state_for(day)
