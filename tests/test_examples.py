@@ -53,7 +53,7 @@ def test_examples_cover_the_recommended_setup():
     tasks = {i: [t.task for t in s.tasks] for i, s in by_id.items()}
     assert tasks["nightly"] == ["backup_database", "calculate_days", "calculate_months", "send_notifications"]
     assert by_id["nightly"].timing.type == "daily" and by_id["nightly"].timing.at == "05:00"
-    assert tasks["terminal-import"] == ["import_bookings"]
+    assert tasks["terminal-import"] == ["import_bookings", "calculate_days"]
     assert (by_id["terminal-import"].timing.type, by_id["terminal-import"].timing.every) == ("minutes", 2)
     window = by_id["terminal-import"].exclude[0]
     assert window.from_ < "05:00" < window.to  # the import pauses around the 05:00 backup

@@ -1,0 +1,60 @@
+"""``zmi-reconciler quickstart`` (what ``make run`` calls): demo data on first start, then ``serve``.
+
+When the data dir holds no tna store yet, it seeds the demo (master data, holidays, employees) and drops the
+demo terminal export into the inbox, where the example ``terminal-import`` schedule picks it up. It then
+prints where things are and what will happen next, and runs :mod:`zmi_reconciler.cli.serve` with the same
+arguments. An existing data dir is never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+
+from zmi_reconciler.cli import serve
+from zmi_reconciler.config import ConfigError, Settings, settings_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    serve.add_arguments(parser)
+
+
+def seed_if_empty(settings: Settings) -> list[str]:
+    """Seed demo data when ``settings.database_path`` does not exist; returns lines describing what was done."""
+    if settings.database_path.exists():
+        return [f"data dir {settings.data_dir} already has a tna store: using it as it is"]
+    from zmi_reconciler.tna.demo import seed_demo
+    from zmi_reconciler.tna.store import Store
+
+    today = datetime.now(settings.zone).date()
+    export = settings.inbox_path / "demo-attlog.dat"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with Store.open(settings.database_path, zone=settings.zone) as store:
+        result = seed_demo(store, settings.data_dir, export, today=today, region=settings.holiday_region)
+    return [
+        f"seeded demo data into {settings.database_path}: {result.employees} employees, "
+        f"{result.holidays} holidays ({settings.holiday_region})",
+        f"master data: {result.masterdata_path}",
+        f"dropped a demo terminal export into the inbox: {result.export_path} ({result.lines} lines)",
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from_args(args)
+    except ConfigError as exc:
+        print(f"zmi-reconciler: {exc}", file=sys.stderr)
+        return 2
+    for line in seed_if_empty(settings):
+        print(f"quickstart: {line}", flush=True)
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"""quickstart: API      {url}/api/v1/schedules   (docs: {url}/schema)
+quickstart: token    {settings.data_dir / 'admin.token'} (written at first start; send as 'Authorization: Bearer <token>')
+quickstart: journal  {settings.journal_path}/<UTC date>.jsonl
+quickstart: next     schedules from {settings.schedules_dir}: 'terminal-import' imports the inbox every 2 minutes,
+                     'nightly' backs up and calculates days and months at 05:00, 'alive' beats every 5 minutes.
+                     Run one now:  curl -X POST -H "Authorization: Bearer $(cat {settings.data_dir / 'admin.token'})" \\
+                                   '{url}/api/v1/schedules/nightly/runs?wait=60'
+quickstart: stop     Ctrl-C (running tasks get {settings.shutdown_grace_seconds:.0f} s to finish)""", flush=True)
+    return serve.run(args)
