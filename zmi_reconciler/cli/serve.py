@@ -100,7 +100,7 @@ def _serve_api(settings: Settings, runner: Any, reconciler: Any, journal: Any, s
         return 0
     import uvicorn
 
-    app = create_app(settings, runner, reconciler, journal)
+    app = create_app(settings, runner, reconciler, journal, freeze_gc=True)
     # Litestar's default logging config replaces the root handlers; ours (text/JSON to stderr) win again.
     setup_logging(settings.log_format, settings.log_level, exclusive=True)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
