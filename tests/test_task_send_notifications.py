@@ -3,6 +3,7 @@ login, implicit TLS; server down -> failed and still queued; backoff; parking; r
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 from datetime import datetime, timedelta, timezone
@@ -47,6 +48,10 @@ class Inbox:
 
 @pytest.fixture
 def smtp_server():
+    # aiosmtpd logs every connection at INFO from its own thread, also after a test's log capture closed
+    mail_log = logging.getLogger("mail.log")
+    level = mail_log.level
+    mail_log.setLevel(logging.WARNING)
     started = []
 
     def start(port=None, **kwargs):
@@ -59,6 +64,7 @@ def smtp_server():
     yield start
     for c in started:
         c.stop()
+    mail_log.setLevel(level)
 
 
 def setup(tmp_path, port, *messages, **smtp):
