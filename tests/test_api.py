@@ -42,7 +42,7 @@ def client(env):
 
 
 def _reconcile(env) -> None:
-    (getattr(env.reconciler, "reconcile_now", None) or env.reconciler.reconcile_all)()
+    env.reconciler.reconcile_now()
 
 
 def _put_file(env, name: str, text: str) -> Path:
@@ -462,3 +462,40 @@ def test_openapi_documents_timings_and_task_params_as_discriminated_unions(clien
     assert {"412", "422", "428"} <= set(put["responses"])
     assert doc["paths"]["/api/v1/healthz"]["get"]["security"] == []
     assert client.get("/schema").status_code == 200  # interactive docs
+
+
+def test_concurrent_writes_with_one_etag_one_wins(env, client):
+    import threading
+
+    _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
+    etag = client.get("/api/v1/schedules/nightly", headers=READ).headers["etag"]
+    service = env.app.state.service
+    outcomes: list[str] = []
+
+    def write(value: str) -> None:
+        try:
+            service.patch("nightly", {"description": value}, etag)
+            outcomes.append("ok")
+        except Exception as exc:  # PreconditionFailed for the loser
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=write, args=(f"writer {i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["PreconditionFailed"] * 3 + ["ok"]
+
+
+def test_readyz_503_until_the_reconciler_has_loaded(env):
+    from zmi_reconciler.api.app import create_app
+    from zmi_reconciler.api.auth import TokenStore
+    from zmi_reconciler.reconcile import Reconciler
+
+    fresh = Reconciler(env.settings, env.runner, env.journal)  # never reconciled
+    app = create_app(env.settings, env.runner, fresh, env.journal, tokens=TokenStore([]))
+    with TestClient(app) as c:
+        r = c.get("/api/v1/readyz")
+        assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
+        fresh.reconcile_all()
+        assert c.get("/api/v1/readyz").json() == {"status": "ready", "schedules": 0}

@@ -25,7 +25,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     e = make_env(tmp_path_factory.mktemp("schemathesis"))
     (e.schedules / "nightly.yaml").write_text(SPEC_EXAMPLE)
     (e.schedules / "broken.yaml").write_text("name: [\n")
-    (getattr(e.reconciler, "reconcile_now", None) or e.reconciler.reconcile_all)()
+    e.reconciler.reconcile_now()
     yield e
     close_env(e)
 

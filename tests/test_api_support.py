@@ -15,6 +15,7 @@ from zmi_reconciler.api.app import create_app
 from zmi_reconciler.api.auth import Token, TokenStore
 from zmi_reconciler.config import Settings
 from zmi_reconciler.journal import Journal
+from zmi_reconciler.reconcile import Reconciler
 from zmi_reconciler.runner import Runner
 from zmi_reconciler.tasks import catalog
 from zmi_reconciler.tasks.base import TaskContext, TaskFailed, TaskSpec
@@ -105,62 +106,13 @@ def _test_tasks(gate: Gate) -> dict[str, TaskSpec]:
     return registry
 
 
-def make_reconciler(settings: Settings, runner: Any, journal: Any) -> Any:
-    """The project's reconciler when it exists, else a minimal stand-in with the same interface."""
-    try:
-        from zmi_reconciler.reconcile import Reconciler
-    except ImportError:
-        return MiniReconciler(settings, runner)
-    return Reconciler(settings, runner, journal)
-
-
-class MiniReconciler:
-    """Stand-in for reconcile.Reconciler (states(), reconcile_now()) used until the real one lands."""
-
-    def __init__(self, settings: Settings, runner: Any) -> None:
-        from zmi_reconciler import loader
-
-        self._loader = loader
-        self.settings = settings
-        self.runner = runner
-        self._states: dict[str, Any] = {}
-        self.ready = threading.Event()
-
-    def reconcile_now(self) -> None:
-        from types import SimpleNamespace
-
-        seen = set()
-        for path in sorted(self.settings.schedules_dir.glob("*.y*ml")):
-            result = self._loader.load_schedule_file(path)
-            sid = result.schedule_id
-            seen.add(sid)
-            old = self._states.get(sid)
-            if result.schedule is not None:
-                self.runner.apply(sid, result.schedule, result.content_hash)
-                self._states[sid] = SimpleNamespace(schedule=result.schedule, degraded=False, findings=[],
-                                                    file=path, content_hash=result.content_hash)
-            else:
-                self._states[sid] = SimpleNamespace(
-                    schedule=getattr(old, "schedule", None), degraded=True, findings=result.findings, file=path,
-                    content_hash=result.content_hash)
-        for sid in set(self._states) - seen:
-            del self._states[sid]
-            self.runner.remove(sid)
-        self.ready.set()
-
-    reconcile_all = reconcile_now
-
-    def states(self) -> dict[str, Any]:
-        return dict(self._states)
-
-
 @dataclass
 class Env:
     settings: Settings
     clock: Clock
     journal: Journal
     runner: Runner
-    reconciler: Any
+    reconciler: Reconciler
     app: Any
     gate: Gate
     closers: list[Any] = field(default_factory=list)
@@ -191,9 +143,8 @@ def make_env(tmp_path: Path, now: datetime | None = None, **settings_overrides: 
     journal = Journal(settings.journal_path, clock=clock)
     gate = Gate()
     runner = Runner(settings, journal, clock=clock, registry=_test_tasks(gate), workers=4)
-    reconciler = make_reconciler(settings, runner, journal)
-    reconcile = getattr(reconciler, "reconcile_now", None) or reconciler.reconcile_all
-    reconcile()
+    reconciler = Reconciler(settings, runner, journal, clock=clock)
+    reconciler.reconcile_all()
     tokens = TokenStore([Token("writer", hashlib.sha256(WRITE_TOKEN.encode()).hexdigest(), "write"),
                          Token("reader", hashlib.sha256(READ_TOKEN.encode()).hexdigest(), "read")])
     app = create_app(settings, runner, reconciler, journal, clock=clock, tokens=tokens)
