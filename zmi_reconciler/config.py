@@ -70,6 +70,9 @@ class Settings(BaseModel):
     export_dir: Path = Path("exports")
     journal_dir: Path = Path("journal")
     database: Path = Path("tna.sqlite3")
+    #: Master data (day plans, week plans, employees) kept in git like the schedules; applied by ``serve`` at
+    #: start and by ``zmi-reconciler masterdata``. Relative to data_dir unless absolute.
+    masterdata_file: Path = Path("masterdata.yaml")
     #: Terminal import: double taps of one employee within this many seconds collapse to one booking.
     debounce_seconds: int = Field(default=60, ge=0)
     #: Terminal import: take come/go from the file's state column (True) or alternate per employee and day.
@@ -126,6 +129,10 @@ class Settings(BaseModel):
         return self.under_data(self.database)
 
     @property
+    def masterdata_path(self) -> Path:
+        return self.under_data(self.masterdata_file)
+
+    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.default_timezone)
 
@@ -141,6 +148,7 @@ _ENV: dict[str, str] = {
     "ZMI_LOG_LEVEL": "log_level",
     "ZMI_ALIVE_URL": "alive_url",
     "ZMI_JOURNAL_RETENTION_DAYS": "journal_retention_days",
+    "ZMI_MASTERDATA_FILE": "masterdata_file",
 }
 
 

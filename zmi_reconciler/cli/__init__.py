@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("tasks", "print the task catalog"),
     "import-bookings": ("import_bookings", "import a terminal export file into the tna store"),
     "demo": ("demo", "seed demo master data, holidays and a terminal export"),
+    "masterdata": ("masterdata", "validate and apply master data (plans, employees) and holidays"),
     "restore": ("restore", "restore the tna store from a backup ZIP"),
     "openapi": ("openapi", "print the OpenAPI document"),
     "schema": ("schema", "print the JSON Schema of a schedule file"),
