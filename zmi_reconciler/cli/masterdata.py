@@ -33,20 +33,20 @@ def run(args: argparse.Namespace) -> int:
         settings.masterdata_file = Path(args.file).absolute()
     path = settings.masterdata_path
     try:
-        if args.check:
-            md = load_masterdata(path)
-            print(f"{path}: valid ({len(md.day_plans)} day plans, {len(md.week_plans)} week plans, "
-                  f"{len(md.employees)} employees)")
-            return 0
         if not path.exists():
             print(f"zmi-reconciler: {path}: no such file", file=sys.stderr)
             return 2
+        md = load_masterdata(path)  # validate before the store is even opened
+        if args.check:
+            print(f"{path}: valid ({len(md.day_plans)} day plans, {len(md.week_plans)} week plans, "
+                  f"{len(md.employees)} employees)")
+            return 0
         from zmi_reconciler.tna.store import Store
         from zmi_reconciler.tna.sync import sync_store
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         with Store.open(settings.database_path, zone=settings.zone) as store:
-            result = sync_store(settings, store, datetime.now(settings.zone).date())
+            result = sync_store(settings, store, datetime.now(settings.zone).date(), md)
     except MasterDataError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -54,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"zmi-reconciler: {exc}", file=sys.stderr)
         return 2
-    md = result.masterdata
-    assert md is not None
-    print(f"{path}: applied {md.day_plans} day plans, {md.week_plans} week plans, {md.employees} employees "
-          f"({md.attached} unassigned bookings attached)")
+    applied = result.masterdata
+    assert applied is not None
+    print(f"{path}: applied {applied.day_plans} day plans, {applied.week_plans} week plans, "
+          f"{applied.employees} employees ({applied.attached} unassigned bookings attached)")
     for year, count in result.holidays_added.items():
         print(f"holidays {settings.holiday_region} {year}: {count} added")
     return 0

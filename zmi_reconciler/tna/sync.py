@@ -12,7 +12,7 @@ from datetime import date
 import holidays as holidays_lib
 
 from zmi_reconciler.config import Settings
-from zmi_reconciler.tna.masterdata import ApplyResult, apply_masterdata, load_masterdata
+from zmi_reconciler.tna.masterdata import ApplyResult, MasterData, apply_masterdata, load_masterdata
 from zmi_reconciler.tna.store import Store
 
 
@@ -46,16 +46,18 @@ def ensure_holidays(store: Store, region: str, years: list[int]) -> dict[int, in
     return written
 
 
-def sync_store(settings: Settings, store: Store, today: date) -> SyncResult:
-    """Apply ``settings.masterdata_path`` when it exists and fill holidays for ``today``'s and the next year.
+def sync_store(settings: Settings, store: Store, today: date, masterdata: MasterData | None = None) -> SyncResult:
+    """Apply ``masterdata`` (default: ``settings.masterdata_path`` when it exists) and fill holidays for
+    ``today``'s and the next year.
 
     Raises :class:`~zmi_reconciler.tna.masterdata.MasterDataError` (file:line:col of every problem) for an
     invalid master data file, before anything is written; ``ValueError`` for an unknown holiday region.
     """
     result = SyncResult()
     path = settings.masterdata_path
-    if path.exists():
-        result.masterdata = apply_masterdata(store, load_masterdata(path),
-                                             debounce_seconds=settings.debounce_seconds)
+    if masterdata is None and path.exists():
+        masterdata = load_masterdata(path)
+    if masterdata is not None:
+        result.masterdata = apply_masterdata(store, masterdata, debounce_seconds=settings.debounce_seconds)
     result.holidays_added = ensure_holidays(store, settings.holiday_region, [today.year, today.year + 1])
     return result
