@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from zmi_reconciler.tna.calc_day import (DayChange, calculate_day, calculate_days, day_change_context,
-                                         is_final, pair_bookings, required_minimum_break)
+                                         is_final, pair_bookings, required_minimum_break, shift_parts)
 from zmi_reconciler.tna.models import (ARBZG_BREAKS, MISSING_COME, MISSING_GO, NO_BOOKINGS, Booking, BreakRule,
                                        DayPlan)
 
@@ -131,6 +131,83 @@ def test_calculate_days_links_neighbours_and_marks_today_provisional():
     values = calculate_days(1, [dt.date(2026, 3, 23), dt.date(2026, 3, 24)], bookings,
                             plan_for=lambda d: NIGHT, holiday_for=lambda d: None, today=dt.date(2026, 3, 24))
     assert [(v.gross, v.errors, v.provisional) for v in values] == [(240, (), False), (420, (), True)]
+
+
+NIGHT_ARBZG = plan(day_change="auto_complete_midnight", breaks=ARBZG_BREAKS)
+NIGHT_FIXED_3AM = plan(day_change="auto_complete_midnight",
+                       breaks=(BreakRule.fixed("03:00", "03:30"), *ARBZG_BREAKS))
+BOTH = DayChange(carried_in=True, continues=True)
+CARRIED_IN = DayChange(carried_in=True)
+
+
+def night(*times: str) -> list[Booking]:
+    """A day that starts with the go of last night's shift: go, come, go, ..., from "HH:MM" strings."""
+    return [Booking.at(t, "go" if i % 2 == 0 else "come") for i, t in enumerate(times)]
+
+
+# Days of a night-shift worker split by "Tageswechsel: automatisch vervollständigen um Mitternacht".
+# NIGHT plans have target 480. (id, plan, bookings, day change, gross, presence, breaks, net, difference)
+NIGHT_DAYS = [
+    # 00:00-06:00 end of last night + 20:00-24:00 start of tonight: 06:00-20:00 is off time, not a break
+    ("two shifts, no rules", NIGHT, night("06:00", "20:00"), BOTH, 600, 600, 0, 600, 120),
+    # ArbZG per shift: 360 (not > 360) and 240 -> nothing; as one 600 presence it would be 45
+    ("two shifts, arbzg 6h + 4h", NIGHT_ARBZG, night("06:00", "20:00"), BOTH, 600, 600, 0, 600, 120),
+    # 420 after midnight needs 30 on its own; the 240 evening part nothing (as one 660 presence: 45)
+    ("two shifts, arbzg 7h + 4h", NIGHT_ARBZG, night("07:00", "20:00"), BOTH, 660, 660, 30, 630, 150),
+    # booked break 22:00-22:30 inside tonight's part stays a break (the split is at the longest gap)
+    ("booked break in the evening part", NIGHT, night("06:00", "20:00", "22:00", "22:30"), BOTH,
+     600, 570, 30, 570, 90),
+    ("booked break in the evening part, arbzg", NIGHT_ARBZG, night("06:00", "20:00", "22:00", "22:30"), BOTH,
+     600, 570, 30, 570, 90),
+    # booked break 02:00-02:15 after midnight belongs to last night's shift: 405 presence -> 30 required,
+    # 15 booked, 15 deducted; the evening part 240 needs nothing
+    ("booked break in the carried-in part, arbzg", NIGHT_ARBZG, night("02:00", "02:15", "07:00", "20:00"), BOTH,
+     660, 645, 30, 630, 150),
+    # the fixed 03:00-03:30 break lies in last night's part and covers its 30 minutes requirement
+    ("fixed break in the carried-in part, arbzg", NIGHT_FIXED_3AM, night("07:00", "20:00"), BOTH,
+     660, 660, 30, 630, 150),
+    # the last night of the week: only the carried-in part
+    ("only carried in 6h", NIGHT, night("06:00"), CARRIED_IN, 360, 360, 0, 360, -120),
+    ("only carried in 6h, arbzg", NIGHT_ARBZG, night("06:00"), CARRIED_IN, 360, 360, 0, 360, -120),
+    ("only carried in 7h, arbzg", NIGHT_ARBZG, night("07:00"), CARRIED_IN, 420, 420, 30, 390, -90),
+    ("only carried in, booked break 02:00-02:15, arbzg", NIGHT_ARBZG, night("02:00", "02:15", "07:00"),
+     CARRIED_IN, 420, 405, 30, 390, -90),
+]
+
+
+@pytest.mark.parametrize("plan_, bookings, change, gross, presence, breaks, net, difference",
+                         [c[1:] for c in NIGHT_DAYS], ids=[c[0] for c in NIGHT_DAYS])
+def test_night_shift_days_count_no_break_between_two_shifts(plan_, bookings, change, gross, presence, breaks,
+                                                            net, difference):
+    value = calculate_day(1, DAY, bookings, plan_, day_change=change)
+    assert (value.gross, value.presence, value.breaks, value.net, value.difference) == (
+        gross, presence, breaks, net, difference)
+    assert value.target == 480
+    assert (value.errors, value.capped, value.credited) == ((), 0, 0)
+
+
+def test_shift_parts_split_only_between_a_carried_in_and_a_continuing_pair():
+    pairs = [(0, 120), (135, 420), (1200, 1320), (1350, 1440)]
+    assert shift_parts(pairs, BOTH) == [[(0, 120), (135, 420)], [(1200, 1320), (1350, 1440)]]
+    assert shift_parts(pairs, CARRIED_IN) == [pairs]
+    assert shift_parts(pairs, DayChange(continues=True)) == [pairs]
+    assert shift_parts(pairs) == [pairs]
+    assert shift_parts([], BOTH) == []
+    # equally long gaps: the earliest separates the shifts; a zero gap (go and come at 06:00) still splits
+    assert shift_parts([(0, 60), (120, 180), (240, 1440)], BOTH) == [[(0, 60)], [(120, 180), (240, 1440)]]
+    assert shift_parts([(0, 360), (360, 1440)], BOTH) == [[(0, 360)], [(360, 1440)]]
+
+
+def test_consecutive_nights_through_calculate_days():
+    # Mon 20:00 - Tue 06:00, Tue 20:00 - Wed 06:00, one of them with a booked break 23:00-23:30
+    mon, tue, wed = dt.date(2026, 3, 23), dt.date(2026, 3, 24), dt.date(2026, 3, 25)
+    bookings = {mon: [Booking.at("20:00", "come")],
+                tue: night("06:00", "20:00", "23:00", "23:30"),
+                wed: [Booking.at("06:00", "go")]}
+    values = calculate_days(1, [mon, tue, wed], bookings, plan_for=lambda d: NIGHT_ARBZG,
+                            holiday_for=lambda d: None, today=dt.date(2026, 3, 26))
+    assert [(v.gross, v.presence, v.breaks, v.net, v.difference, v.errors) for v in values] == [
+        (240, 240, 0, 240, -240, ()), (600, 570, 30, 570, 90, ()), (360, 360, 0, 360, -120, ())]
 
 
 # (id, no-booking rule, final, net, target, difference, errors)

@@ -80,3 +80,18 @@ def test_minutes_difference_never_deducts_more_than_the_plain_rule(presence, aft
     assert a.net >= b.net
     if a.presence > after:  # minutes difference never pushes net below the threshold
         assert a.net >= after
+
+
+@given(st.lists(st.integers(0, MINUTES_PER_DAY - 1), min_size=2, max_size=10, unique=True).map(sorted),
+       plan_st)
+def test_a_day_between_two_night_shifts_has_one_off_time_gap(minutes, plan):
+    # go, come, go, ..., come: carried in at 00:00 and continuing past 24:00
+    minutes = minutes[: len(minutes) // 2 * 2]
+    bookings = [Booking(m, "go" if i % 2 == 0 else "come") for i, m in enumerate(minutes)]
+    value = calculate_day(1, DAY, bookings, plan, day_change=DayChange(carried_in=True, continues=True))
+    gaps = [minutes[i + 1] - minutes[i] for i in range(0, len(minutes), 2)]
+    assert value.presence == MINUTES_PER_DAY - sum(gaps)
+    assert value.gross == MINUTES_PER_DAY - max(gaps)  # the longest gap separates the shifts: off time
+    assert value.breaks >= value.gross - value.presence
+    assert value.net == value.gross - value.breaks - value.capped + value.credited
+    assert value.errors == ()

@@ -9,16 +9,23 @@ Steps of :func:`calculate_day`, in order (ZMI manual rules, SPEC section 7):
    reported only when the day is final (the day after); before that the value is ``provisional``.
    Day change "auto-complete at midnight": a come still open at midnight whose go is on the next day is
    closed at 24:00 and reopened at 00:00 of the next day (:class:`DayChange`, :func:`day_change_context`).
-2. **Presence** = minutes inside pairs; **booked breaks** = gaps between consecutive pairs;
-   **gross** = presence + booked breaks (first come to last go of the paired time).
-3. **Breaks** (:class:`~zmi_reconciler.tna.models.BreakRule`): fixed (overlap of presence with the window,
-   regardless of booked breaks), variable (same, but only when no booked break overlaps the window), minimum
-   (the total break must reach the required minutes once presence is strictly longer than the threshold;
-   booked, fixed and variable breaks count toward it; "minutes difference" requires only the minutes beyond the
-   threshold). ``breaks`` = booked + deducted.
-4. **Maximum net time**: worked net above ``max_net_minutes`` is cut and reported as ``capped``.
-5. **Credit**: holiday credit per category; on working days without bookings the plan's no-booking rule.
-6. ``net = gross - breaks - capped + credited``; ``difference = net - target``; overtime/undertime split it.
+2. **Shifts** (:func:`shift_parts`): the pairs of a day normally form one shift. On a day that both starts
+   with a carried-in part (the end of a shift that began the previous day) and ends with a part continuing
+   past midnight (the start of a shift that ends the next day), as with the day change "Tageswechsel:
+   automatisch vervollständigen um Mitternacht" of a night-shift plan, the day holds parts of two different
+   shifts; they are split at the longest gap between the carried-in and the continuing pair.
+3. **Presence** = minutes inside pairs; **booked breaks** = gaps between consecutive pairs OF THE SAME SHIFT
+   (the gap between two shifts is off time, neither break nor gross); **gross** = per shift, first come to
+   last go; summed over the day's shifts.
+4. **Breaks** (:class:`~zmi_reconciler.tna.models.BreakRule`), evaluated per shift: fixed (overlap of presence
+   with the window, regardless of booked breaks), variable (same, but only when no booked break of the shift
+   overlaps the window), minimum (the shift's total break must reach the required minutes once the SHIFT's
+   presence on this day is strictly longer than the threshold; booked, fixed and variable breaks of the shift
+   count toward it; "minutes difference" requires only the minutes beyond the threshold). A window rule
+   deducts at most its minutes per day, in time order across the shifts. ``breaks`` = booked + deducted.
+5. **Maximum net time**: worked net above ``max_net_minutes`` is cut and reported as ``capped``.
+6. **Credit**: holiday credit per category; on working days without bookings the plan's no-booking rule.
+7. ``net = gross - breaks - capped + credited``; ``difference = net - target``; overtime/undertime split it.
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ Interval = tuple[int, int]  # [start, end) in local minutes of day
 
 @dataclass(frozen=True, slots=True)
 class DayChange:
-    """How a day connects to its neighbours across midnight (ZMI "Tageswechsel: automatisch ergänzen").
+    """How a day connects to its neighbours across midnight (ZMI day plan, "Tageswechsel: automatisch
+    vervollständigen um Mitternacht").
 
     ``carried_in``: a come of the previous day is still open; this day's first booking (a go) pairs with
     00:00. ``continues``: this day's last booking (a come) continues past midnight and pairs with 24:00.
@@ -119,11 +127,35 @@ def _gaps(pairs: Sequence[Interval]) -> list[Interval]:
     return [(pairs[i][1], pairs[i + 1][0]) for i in range(len(pairs) - 1) if pairs[i + 1][0] > pairs[i][1]]
 
 
-def _window_deduction(rule: BreakRule, pairs: Sequence[Interval], gaps: Sequence[Interval]) -> int:
+def shift_parts(pairs: Sequence[Interval], day_change: DayChange = NO_DAY_CHANGE) -> list[list[Interval]]:
+    """Group a day's ``pairs`` (from :func:`pair_bookings`, in time order) by shift -> list of shifts.
+
+    Rule (ZMI day change "Tageswechsel: automatisch vervollständigen um Mitternacht" splits a night shift at
+    24:00/00:00; the day's parts are then evaluated on their own): a gap between pairs is a booked break
+    only when both pairs belong to the same shift. All pairs of a day are one shift, except on a day that is
+    both ``carried_in`` (its first pair 00:00-first go ends a shift that began the previous day) and
+    ``continues`` (its last pair last come-24:00 starts a shift that ends the next day): the carried-in and
+    the continuing pair are then different shifts, and the day is split into two shifts at the LONGEST gap
+    between them (the earliest of equally long gaps), so booked breaks after midnight stay with last
+    night's shift and booked breaks before midnight with tonight's. That gap is off time.
+
+    Limitation: on a day with only one of the two flags there is no evidence in the bookings of a second
+    shift, so the day stays one shift (a separate day shift after a carried-in part has its gap counted as a
+    booked break). Returns ``[]`` for no pairs; never raises.
+    """
+    if not pairs:
+        return []
+    if not (day_change.carried_in and day_change.continues and len(pairs) >= 2):
+        return [list(pairs)]
+    boundary = max(range(1, len(pairs)), key=lambda i: (pairs[i][0] - pairs[i - 1][1], -i))
+    return [list(pairs[:boundary]), list(pairs[boundary:])]
+
+
+def _window_deduction(rule: BreakRule, pairs: Sequence[Interval], gaps: Sequence[Interval], budget: int) -> int:
     assert rule.start is not None and rule.end is not None
     if rule.kind == "variable" and _overlap(gaps, rule.start, rule.end) > 0:
         return 0  # a booked break in the window replaces the variable break
-    return min(rule.minutes, _overlap(pairs, rule.start, rule.end))
+    return min(budget, _overlap(pairs, rule.start, rule.end))
 
 
 def required_minimum_break(rules: Iterable[BreakRule], presence: int) -> int:
@@ -144,18 +176,36 @@ def required_minimum_break(rules: Iterable[BreakRule], presence: int) -> int:
     return total
 
 
-def deducted_breaks(rules: Sequence[BreakRule], pairs: Sequence[Interval]) -> int:
+def deducted_breaks(rules: Sequence[BreakRule], pairs: Sequence[Interval],
+                    day_change: DayChange = NO_DAY_CHANGE) -> int:
     """Minutes deducted from presence by the plan's break rules for the paired ``pairs`` (see module doc).
 
-    Booked breaks (gaps between pairs) are not deducted (they are not presence) but count toward the minimum
-    requirement. Never more than the presence.
+    Evaluated per shift (:func:`shift_parts`): the minimum rules look at each shift's presence on this day
+    (ArbZG §4 / "Mindestpause" per shift, not per calendar day, so the end of last night's shift and the start
+    of tonight's are never added up); booked breaks (gaps between pairs of the shift) are not deducted (they
+    are not presence) but count toward the shift's minimum requirement, as do the shift's fixed and variable
+    window deductions. A window rule deducts at most its ``minutes`` per day (shared in time order across the
+    shifts). Never more than a shift's presence. Returns minutes; never raises.
+
+    Consequence of the midnight split: a night shift's minimum break is judged on each calendar day's part
+    of it, never on the whole shift (22:00-06:00 = 120 + 360 minutes -> no minimum break on either day,
+    although ArbZG §4 asks 30 for the 8 hours). Plans that must enforce it should use a fixed or variable
+    window break inside the shift (e.g. 02:00-02:30).
     """
-    presence = sum(e - s for s, e in pairs)
-    gaps = _gaps(pairs)
-    booked = sum(e - s for s, e in gaps)
-    window = sum(_window_deduction(r, pairs, gaps) for r in rules if r.kind != "minimum")
-    extra = max(0, required_minimum_break(rules, presence) - booked - window)
-    return min(presence, window + extra)
+    budgets = {i: r.minutes for i, r in enumerate(rules) if r.kind != "minimum"}
+    total = 0
+    for part in shift_parts(pairs, day_change):
+        presence = sum(e - s for s, e in part)
+        gaps = _gaps(part)
+        booked = sum(e - s for s, e in gaps)
+        window = 0
+        for i, budget in budgets.items():
+            taken = _window_deduction(rules[i], part, gaps, budget)
+            budgets[i] = budget - taken
+            window += taken
+        extra = max(0, required_minimum_break(rules, presence) - booked - window)
+        total += min(presence, window + extra)
+    return total
 
 
 def _dedupe(codes: Iterable[str]) -> tuple[str, ...]:
@@ -182,8 +232,8 @@ def calculate_day(employee_id: EmployeeId, day: dt.date, bookings: Iterable[Book
     pairs, pairing_errors = pair_bookings(bookings, day_change)
     target = plan.target_minutes if plan is not None else 0
     presence = sum(e - s for s, e in pairs)
-    gross = pairs[-1][1] - pairs[0][0] if pairs else 0
-    deducted = deducted_breaks(plan.breaks, pairs) if plan is not None else 0
+    gross = sum(part[-1][1] - part[0][0] for part in shift_parts(pairs, day_change))
+    deducted = deducted_breaks(plan.breaks, pairs, day_change) if plan is not None else 0
     worked = presence - deducted
     capped = 0
     if plan is not None and plan.max_net_minutes is not None:
@@ -236,4 +286,4 @@ def calculate_days(employee_id: EmployeeId, days: Iterable[dt.date],
 
 
 __all__ = ["DayChange", "NO_DAY_CHANGE", "calculate_day", "calculate_days", "day_change_context",
-           "deducted_breaks", "is_final", "pair_bookings", "required_minimum_break"]
+           "deducted_breaks", "is_final", "pair_bookings", "required_minimum_break", "shift_parts"]
