@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
@@ -41,6 +40,8 @@ class JournalTail:
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
+        #: Set by :meth:`poll` when a day file disappeared (retention) or shrank since the last poll.
+        self.files_dropped = False
         self._offsets: dict[str, int] = {}
         for path in self._files():
             try:
@@ -56,6 +57,7 @@ class JournalTail:
 
     def poll(self) -> Iterator[dict[str, Any]]:
         """New events, oldest first; torn or invalid lines are skipped."""
+        self.files_dropped = False
         names = set()
         for path in self._files():
             names.add(path.name)
@@ -66,6 +68,7 @@ class JournalTail:
                 continue
             if size < offset:  # replaced or truncated: start over
                 offset = 0
+                self.files_dropped = True
             if size == offset:
                 continue
             with open(path, "rb") as handle:
@@ -82,6 +85,7 @@ class JournalTail:
                     yield record
         for gone in set(self._offsets) - names:  # retention deleted it
             del self._offsets[gone]
+            self.files_dropped = True
 
 
 def _instant(value: Any) -> datetime | None:
@@ -137,9 +141,10 @@ class _StatusCollector(Collector):
 
 
 class Metrics:
-    """One registry per app (no global state). :meth:`render` polls the journal and returns the text."""
+    """One registry per app (no global state). The service feeds journal events to :meth:`observe`;
+    :meth:`render` asks it to poll the journal first, then returns the exposition text."""
 
-    def __init__(self, service: Any, journal_dir: Path) -> None:
+    def __init__(self, service: Any) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.runs = Counter("zmi_runs", "runs that ended, by status", ["schedule", "status"],
                             registry=self.registry)
@@ -151,8 +156,7 @@ class Metrics:
         self.fire_lag = Histogram("zmi_fire_lag_seconds", "due time on the grid -> run_started",
                                   buckets=_LAG_BUCKETS, registry=self.registry)
         self.registry.register(_StatusCollector(service))
-        self._tail = JournalTail(journal_dir)
-        self._lock = threading.Lock()
+        self._service = service
 
     def observe(self, record: dict[str, Any]) -> None:
         """Count one journal event."""
@@ -175,7 +179,5 @@ class Metrics:
 
     def render(self) -> bytes:
         """Poll the journal, then the exposition text."""
-        with self._lock:
-            for record in self._tail.poll():
-                self.observe(record)
-            return generate_latest(self.registry)
+        self._service.poll_journal()
+        return generate_latest(self.registry)
