@@ -190,9 +190,13 @@ def main() -> int:
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="zmi-bench-api-"))
     try:
         t = time.perf_counter()
-        ids = write_schedules(root / "schedules.d", args.schedules)
-        events = write_journal(root / "var" / "journal", root / "schedules.d", ids, args.events)
-        print(f"generated {len(ids)} schedules and {events:,} journal events in {time.perf_counter() - t:.1f} s")
+        if args.keep and (root / "schedules.d").is_dir():  # reuse what an earlier --keep run generated
+            ids = sorted(p.stem for p in (root / "schedules.d").glob("*.yaml"))
+            print(f"reusing {len(ids)} schedules and the journal in {root}")
+        else:
+            ids = write_schedules(root / "schedules.d", args.schedules)
+            events = write_journal(root / "var" / "journal", root / "schedules.d", ids, args.events)
+            print(f"generated {len(ids)} schedules and {events:,} journal events in {time.perf_counter() - t:.1f} s")
 
         port = _free_port()
         base = f"http://127.0.0.1:{port}"

@@ -66,6 +66,8 @@ def test_create_trigger_and_read_logs_in_task_order(env, client):
     assert text.startswith("# yaml-language-server: $schema=../openapi/schedule.schema.json\n")
     assert r.headers["etag"] == r.json()["etag"]
     assert r.json()["status"]["loaded"] is True
+    before = client.get("/api/v1/schedules", headers=READ).json()["items"]
+    assert before[0]["status"]["last_run"] is None  # cached until a journal line names the schedule
 
     r = client.post("/api/v1/schedules/nightly/runs", params={"wait": 10}, headers=WRITE)
     assert r.status_code == 200, r.text
