@@ -605,3 +605,19 @@ def test_the_loop_thread_fires_on_the_real_clock(tmp_path):
 def _parse(text):
     from zmi_reconciler.journal import parse_utc
     return parse_utc(text)
+
+
+def test_a_journal_without_append_many_still_gets_every_run_started(tmp_path, rec):
+    clock = FakeClock(utc(2026, 5, 1, 10, 0, 30))
+    real = Journal(tmp_path / "journal", clock=clock)
+
+    class PlainJournal:  # only the minimal interface: append and last_slot
+        append = staticmethod(real.append)
+        last_slot = staticmethod(real.last_slot)
+
+    runner = make_runner(tmp_path, clock, rec, journal=PlainJournal())
+    for i in range(3):
+        runner.apply(f"s{i}", make_schedule(EVERY_MINUTE), "h")
+    fire(runner, clock, utc(2026, 5, 1, 10, 1))
+    assert sorted(r["run_id"] for r in started(real)) == [f"s{i}@20260501T100100Z" for i in range(3)]
+    assert len(events(real, "run_finished")) == 3

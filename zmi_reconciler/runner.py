@@ -45,6 +45,7 @@ with reason ``excluded`` / ``holiday``.
 from __future__ import annotations
 
 import collections
+import gc
 import logging
 import threading
 import time
@@ -56,8 +57,8 @@ from zoneinfo import ZoneInfo
 import schedule as schedule_lib
 
 from zmi_reconciler import timing as timing_math
-from zmi_reconciler.runs import (DEFAULT_CANCEL_GRACE, RunHandle, RunRequest, execute_run, iso_utc,
-                                 manual_run_id, scheduled_run_id)
+from zmi_reconciler.runs import (DEFAULT_CANCEL_GRACE, RunHandle, RunRequest, TaskThreads, execute_run, iso_utc,
+                                 manual_run_id, run_started_fields, scheduled_run_id)
 from zmi_reconciler.tasks import catalog
 from zmi_reconciler.tasks.base import TaskSpec, utc_now
 
@@ -101,9 +102,14 @@ class TimingJob(schedule_lib.Job):
         self._runner = runner
         self.state = state
         self.after = after
+        self.precomputed: datetime | None = None  # next_fire(after) when _on_due already knows it
         self.tag(state.schedule_id)
 
     def _schedule_next_run(self) -> None:
+        if self.precomputed is not None and self.precomputed > self.after:
+            self.next_run, self.precomputed = self.precomputed, None
+            return
+        self.precomputed = None
         self.next_run = timing_math.next_fire(self.state.schedule.timing, self.state.zone, self.after)
 
     @property
@@ -193,6 +199,8 @@ class Runner:
 
     max_sleep = 5.0
     jump_threshold = 2.0
+    #: Seconds between full garbage collections the loop runs itself while nothing is due (see run_once).
+    idle_gc_interval = 5.0
 
     def __init__(self, settings: "Settings", journal: Any, clock: Callable[[], datetime] = utc_now, *,
                  monotonic: Callable[[], float] = time.monotonic, registry: Mapping[str, TaskSpec] | None = None,
@@ -217,6 +225,8 @@ class Runner:
         self._holiday_region = settings.holiday_region
         self._executor = ThreadPoolExecutor(max_workers=workers or settings.worker_threads,
                                             thread_name_prefix="zmi-run")
+        self._task_threads = TaskThreads()
+        self._to_submit: list[RunHandle] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._stopping = False
@@ -225,6 +235,8 @@ class Runner:
         self._last_wall: datetime | None = None
         self._last_mono: float | None = None
         self._last_retention: float | None = None
+        self._last_gc = time.monotonic()  # real time, not the injected clock: GC cost is real
+        self._gc_seconds = 0.01
 
     # ------------------------------------------------------------------------------------------ schedules
     def apply(self, schedule_id: str, schedule: "Schedule", content_hash: str) -> None:
@@ -328,7 +340,24 @@ class Runner:
         self.tick(now)
         self._maybe_retention(mono)
         delay = self.seconds_until_next()
+        if self._idle_gc(time.monotonic(), delay):
+            delay = self.seconds_until_next()
         return self.max_sleep if delay is None else min(self.max_sleep, delay)
+
+    def _idle_gc(self, mono: float, delay: float | None) -> bool:
+        """Run a full garbage collection now, while nothing is due, rather than let the interpreter start one
+        at a due instant (with a large heap -- the journal index of a busy server -- a gen-2 collection takes
+        100-300 ms and would show up as fire lag). Only when the last one took less than half the idle window.
+        """
+        if mono - self._last_gc < self.idle_gc_interval:
+            return False
+        if delay is not None and delay < 2 * self._gc_seconds + 0.05:
+            return False
+        started = time.perf_counter()
+        gc.collect()
+        self._gc_seconds = time.perf_counter() - started
+        self._last_gc = mono
+        return True
 
     def tick(self, now: datetime) -> None:
         """Fire every schedule due at ``now`` (aware UTC) via the library's ``run_pending()``."""
@@ -337,6 +366,7 @@ class Runner:
                 return
             self._tick_now = now
             self._scheduler.run_pending()
+        self._submit_started()
 
     def seconds_until_next(self) -> float | None:
         """Seconds from the clock's now to the earliest registered fire (0 when overdue, never negative);
@@ -368,9 +398,9 @@ class Runner:
         state, now = job.state, self._tick_now
         first = job.next_run
         assert first is not None
-        count, recent, omitted = self._slots_until(state, first, now)
+        count, recent, omitted, following = self._slots_until(state, first, now)
         latest = recent[-1]
-        job.after = latest
+        job.after, job.precomputed = latest, following
         state.last_slot = max(state.last_slot, latest) if state.last_slot else latest
         late = now - latest
         if late <= self.misfire_grace:
@@ -385,10 +415,15 @@ class Runner:
             self._fire(state, latest, trigger)
 
     def _slots_until(self, state: _ScheduleState, first: datetime, now: datetime
-                     ) -> tuple[int, list[datetime], tuple[int, datetime, datetime] | None]:
-        """Slots ``first <= s <= now``: (count, the newest MAX_MISSED_RECORDS + 1 ascending, omitted) where
-        omitted is (count, first, last) of the older slots or None. O(1) for seconds/minutes timings."""
+                     ) -> tuple[int, list[datetime], tuple[int, datetime, datetime] | None, datetime | None]:
+        """Slots ``first <= s <= now``: (count, the newest MAX_MISSED_RECORDS + 1 ascending, omitted, next)
+        where omitted is (count, first, last) of the older slots or None and next the first slot after now
+        when already known (else None). O(1) for seconds/minutes timings."""
         timing = state.schedule.timing
+        if now - first < self.misfire_grace:  # the usual case: on time, one slot
+            following = timing_math.next_fire(timing, state.zone, first)
+            if following is None or following > now:
+                return 1, [first], None, following
         keep = MAX_MISSED_RECORDS + 1
         period = {"seconds": 1, "minutes": 60}.get(timing.type)
         if period is not None:
@@ -397,7 +432,7 @@ class Runner:
             latest = first + step * (count - 1)
             recent = [latest - step * i for i in range(min(count, keep) - 1, -1, -1)]
             omitted = None if count <= keep else (count - keep, first, recent[0] - step)
-            return count, recent, omitted
+            return count, recent, omitted, None
         window: collections.deque[datetime] = collections.deque(maxlen=keep)
         count, slot, oldest_first, last_dropped = 0, first, first, None
         while slot is not None and slot <= now:
@@ -407,7 +442,7 @@ class Runner:
             count += 1
             slot = timing_math.next_fire(timing, state.zone, slot)
         omitted = None if last_dropped is None else (count - keep, oldest_first, last_dropped)
-        return count, list(window), omitted
+        return count, list(window), omitted, slot
 
     def _record_missed(self, state: _ScheduleState, missed: list[datetime],
                        omitted: tuple[int, datetime, datetime] | None) -> None:
@@ -497,7 +532,8 @@ class Runner:
                     return request.run_id
                 raise OverlapError(schedule_id, active.run_id)
             self._start(request)
-            return request.run_id
+        self._submit_started()
+        return request.run_id
 
     def _track(self, handle: RunHandle) -> RunHandle:
         """Remember a handle for wait_run (bounded: the oldest finished ones are forgotten)."""
@@ -510,17 +546,54 @@ class Runner:
         return handle
 
     def _start(self, request: RunRequest) -> None:
-        """Under the lock: mark the run active and hand it to the pool (a queued run keeps its handle)."""
+        """Under the lock: mark the run active and put it on the dispatch list; the caller then calls
+        :meth:`_submit_started` outside the lock (a queued run keeps its handle)."""
         handle = self._runs.get(request.run_id)
         if handle is None or handle.request is not request:
             handle = self._track(RunHandle(request))
         self._active[request.schedule_id] = handle
-        handle.future = self._executor.submit(self._execute, handle)
+        self._to_submit.append(handle)
+
+    def _submit_started(self) -> None:
+        """Journal ``run_started`` for every run dispatched since the last call -- in one batch when the journal
+        offers ``append_many`` (500 runs due in the same second cost one lock and one write, which keeps the
+        fire lag of the last of them low) -- then hand the runs to the worker pool."""
+        with self._lock:
+            batch, self._to_submit = self._to_submit, []
+        if not batch:
+            return
+        records = [("run_started", run_started_fields(h.request)) for h in batch]
+        append_many = getattr(self.journal, "append_many", None)
+        try:
+            if append_many is not None:
+                append_many(records)
+            else:
+                for event, fields in records:
+                    self.journal.append(event, **fields)
+        except Exception:
+            log.exception("journal: run_started of %d run(s) not written", len(batch))
+        for handle in batch:
+            try:
+                handle.future = self._executor.submit(self._execute, handle)
+            except RuntimeError:  # the pool was shut down by stop() meanwhile
+                self._never_ran(handle)
+
+    def _never_ran(self, handle: RunHandle) -> None:
+        """A dispatched run (``run_started`` written) that no worker will ever execute: close its record."""
+        req = handle.request
+        if handle.close():
+            self._journal("run_interrupted", schedule=req.schedule_id, run_id=req.run_id, trigger=req.trigger,
+                          scheduled_for=iso_utc(req.scheduled_for), reason="shutdown", status="interrupted")
+        handle.done.set()
+        with self._lock:
+            if self._active.get(req.schedule_id) is handle:
+                del self._active[req.schedule_id]
 
     def _execute(self, handle: RunHandle) -> None:
         try:
             execute_run(handle, settings=self.settings, journal=self.journal, registry=self._registry,
-                        clock=self._clock, cancel_grace=self.cancel_grace, open_store=self._open_store)
+                        clock=self._clock, cancel_grace=self.cancel_grace, open_store=self._open_store,
+                        started_written=True, spawn=self._task_threads.spawn)
         except BaseException:
             log.exception("run %s crashed", handle.run_id)
             handle.done.set()
@@ -538,6 +611,7 @@ class Runner:
                     self._forget_unstarted(queued, "runner stopping" if self._stopping else "schedule removed")
                 else:
                     self._start(queued)
+        self._submit_started()
         self._wake.set()
 
     def _forget_unstarted(self, request: RunRequest, why: str) -> None:
@@ -592,17 +666,16 @@ class Runner:
             self._stopping = True
             for sid in list(self._queued):
                 self._forget_unstarted(self._queued.pop(sid), "runner stopping")
-            for sid, handle in list(self._active.items()):
-                future = getattr(handle, "future", None)
-                if future is not None and future.cancel():  # still waiting for a worker: never started
-                    del self._active[sid]
-                    self._forget_unstarted(handle.request, "runner stopping")
-                    handle.done.set()
-            handles = list(self._active.values())
         self._stop.set()
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+        self._submit_started()
+        with self._lock:
+            for handle in list(self._active.values()):
+                if handle.future is not None and handle.future.cancel():  # waiting for a worker: never ran
+                    self._never_ran(handle)
+            handles = list(self._active.values())
         deadline = time.monotonic() + max(0.0, grace_seconds)
         for handle in handles:
             handle.done.wait(max(0.0, deadline - time.monotonic()))

@@ -15,7 +15,8 @@ Statuses. Task: ``succeeded | failed | skipped | timed_out``. Run: ``succeeded``
 (failures with ``on_error: continue`` and at least one success), ``interrupted`` (server shutdown here; a
 crash is closed by ``Journal.close_interrupted`` at the next start).
 
-Timeout design: cooperative cancellation with abandonment. Every task runs in its own daemon thread; the
+Timeout design: cooperative cancellation with abandonment. Every task body runs on a thread of its own (a
+reused daemon thread from :class:`TaskThreads`, never shared with another task while it runs); the
 run's thread (a pool worker) waits for it for at most ``timeout`` seconds of monotonic time. At the timeout
 the task's ``ctx.cancel`` event is set; well-behaved tasks call ``ctx.check_cancelled()`` between units of
 work (``run_command`` kills its child process) and end within ``cancel_grace`` seconds. A task that ignores
@@ -29,6 +30,7 @@ the price is that Python cannot kill a thread, so an abandoned task keeps its CP
 from __future__ import annotations
 
 import logging
+import queue
 import secrets
 import threading
 import time
@@ -52,7 +54,8 @@ DEFAULT_CANCEL_GRACE = 5.0
 
 def slot_stamp(instant: datetime) -> str:
     """Aware instant -> ``20261129T040000Z`` (UTC, seconds)."""
-    return instant.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    t = instant.astimezone(timezone.utc)
+    return f"{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}{t.second:02d}Z"
 
 
 def scheduled_run_id(schedule_id: str, slot: datetime) -> str:
@@ -67,7 +70,9 @@ def manual_run_id(schedule_id: str, now: datetime) -> str:
 
 def iso_utc(instant: datetime) -> str:
     """Aware instant -> ISO 8601 in UTC with ms and ``Z`` (the journal's format)."""
-    return instant.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    t = instant.astimezone(timezone.utc)
+    return (f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}."
+            f"{t.microsecond // 1000:03d}Z")
 
 
 @dataclass(frozen=True)
@@ -116,14 +121,37 @@ class RunHandle:
 
     def __init__(self, request: RunRequest) -> None:
         self.request = request
-        self.cancel = threading.Event()
-        self.done = threading.Event()
         self.outcome: RunOutcome | None = None
         self.future: Any = None  # the worker pool future, set by the runner
-        self._wake = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._closed = False
         self._task_cancel: threading.Event | None = None
+        self._events: dict[str, threading.Event] = {}
+
+    def _event(self, name: str) -> threading.Event:
+        # Created on first use: the runner makes hundreds of handles per second in its loop thread, most of
+        # whose events are only ever touched by the worker that runs them.
+        event = self._events.get(name)
+        if event is None:
+            with self._lock:
+                event = self._events.get(name)
+                if event is None:
+                    event = self._events[name] = threading.Event()
+        return event
+
+    @property
+    def cancel(self) -> threading.Event:
+        """Set on shutdown."""
+        return self._event("cancel")
+
+    @property
+    def done(self) -> threading.Event:
+        """Set once the run has ended or was given up."""
+        return self._event("done")
+
+    @property
+    def _wake(self) -> threading.Event:
+        return self._event("wake")
 
     @property
     def run_id(self) -> str:
@@ -154,6 +182,53 @@ class RunHandle:
             self._task_cancel = task_cancel
             if self.cancel.is_set():
                 task_cancel.set()
+
+
+class TaskThreads:
+    """Reusable daemon threads for task bodies (starting a thread costs ~0.4 ms on small machines).
+
+    An idle thread takes the next task; when none is idle a new one starts -- there is no upper bound, so a
+    task abandoned after its timeout only ever occupies its own thread. Idle threads exit after
+    ``idle_seconds``.
+    """
+
+    def __init__(self, idle_seconds: float = 60.0) -> None:
+        self._idle_seconds = idle_seconds
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._queue: queue.SimpleQueue[tuple[str, Callable[[], None]]] = queue.SimpleQueue()
+
+    def spawn(self, name: str, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` on an idle thread or a new daemon thread named ``name``."""
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1
+                self._queue.put((name, fn))
+                return
+        threading.Thread(target=self._work, args=(name, fn), name=name, daemon=True).start()
+
+    def _work(self, name: str, fn: Callable[[], None]) -> None:
+        while True:
+            threading.current_thread().name = name
+            try:
+                fn()
+            except BaseException:  # noqa: BLE001 - fn reports its own errors; a thread must not die silently
+                log.exception("task thread %s failed", name)
+            with self._lock:
+                self._idle += 1
+            try:
+                name, fn = self._queue.get(timeout=self._idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    try:  # a task handed to "some idle thread" just before our timeout is ours to run
+                        name, fn = self._queue.get_nowait()
+                    except queue.Empty:
+                        self._idle -= 1
+                        return
+
+
+def _new_thread(name: str, fn: Callable[[], None]) -> None:
+    threading.Thread(target=fn, name=name, daemon=True).start()
 
 
 class _RunJournal:
@@ -209,25 +284,42 @@ def run_status(outcomes: list[TaskOutcome], stopped: bool) -> str:
     return "partial"
 
 
+def run_started_fields(request: RunRequest) -> dict[str, Any]:
+    """The ``run_started`` event's fields for ``request`` (the runner may write it at dispatch, batched)."""
+    return {"schedule": request.schedule_id, "run_id": request.run_id, "trigger": request.trigger,
+            "scheduled_for": iso_utc(request.scheduled_for), "content_hash": request.content_hash,
+            "tasks": [i for i, _ in _selected(request)]}
+
+
+def _selected(request: RunRequest) -> list[tuple[int, Any]]:
+    entries = list(enumerate(request.schedule.tasks))
+    if request.task_indexes is not None:
+        wanted = set(request.task_indexes)
+        entries = [(i, e) for i, e in entries if i in wanted]
+    return entries
+
+
 def execute_run(handle: RunHandle, *, settings: "Settings", journal: Any, registry: Mapping[str, TaskSpec],
                 clock: Callable[[], datetime] = utc_now, cancel_grace: float = DEFAULT_CANCEL_GRACE,
-                open_store: Callable[[], Any] | None = None) -> RunOutcome:
+                open_store: Callable[[], Any] | None = None, started_written: bool = False,
+                spawn: Callable[[str, Callable[[], None]], None] = _new_thread) -> RunOutcome:
     """Run ``handle.request`` in this thread and journal it; returns the outcome (never raises for task errors).
 
     Tasks not listed in ``task_indexes`` are left out (not journaled). A task with ``enabled: false`` is
     ``skipped`` unless it was selected explicitly; after a failure with ``on_error: stop`` the remaining tasks
     are ``skipped``. Each task gets ``entry.timeout`` seconds (see the module docstring for how a timeout
-    stops it). Sets ``handle.outcome`` and ``handle.done``.
+    stops it). Sets ``handle.outcome`` and ``handle.done``. ``started_written``: the caller has journaled
+    ``run_started`` already (see :func:`run_started_fields`). ``spawn(name, fn)`` starts a task body on a
+    thread (default: a new daemon thread; the runner passes :meth:`TaskThreads.spawn`).
     """
     req = handle.request
     rj = _RunJournal(journal, handle)
     started = time.monotonic()
-    entries = list(enumerate(req.schedule.tasks))
-    if req.task_indexes is not None:
-        wanted = set(req.task_indexes)
-        entries = [(i, e) for i, e in entries if i in wanted]
-    rj.write("run_started", trigger=req.trigger, scheduled_for=iso_utc(req.scheduled_for),
-             content_hash=req.content_hash, tasks=[i for i, _ in entries])
+    entries = _selected(req)
+    if not started_written:
+        fields = run_started_fields(req)
+        del fields["schedule"], fields["run_id"]
+        rj.write("run_started", **fields)
     outcomes: list[TaskOutcome] = []
     stopped_by: TaskOutcome | None = None
     try:
@@ -242,7 +334,7 @@ def execute_run(handle: RunHandle, *, settings: "Settings", journal: Any, regist
                 outcomes.append(_skip(rj, index, entry, "task disabled (enabled: false)"))
                 continue
             outcome = _run_task(handle, rj, index, entry, settings=settings, journal=journal, registry=registry,
-                                clock=clock, cancel_grace=cancel_grace, open_store=open_store)
+                                clock=clock, cancel_grace=cancel_grace, open_store=open_store, spawn=spawn)
             outcomes.append(outcome)
             if outcome.status in ("failed", "timed_out") and entry.on_error == "stop" and not handle.cancel.is_set():
                 stopped_by = outcome
@@ -267,7 +359,8 @@ def _skip(rj: _RunJournal, index: int, entry: Any, reason: str) -> TaskOutcome:
 
 def _run_task(handle: RunHandle, rj: _RunJournal, index: int, entry: Any, *, settings: "Settings", journal: Any,
               registry: Mapping[str, TaskSpec], clock: Callable[[], datetime], cancel_grace: float,
-              open_store: Callable[[], Any] | None) -> TaskOutcome:
+              open_store: Callable[[], Any] | None, spawn: Callable[[str, Callable[[], None]], None]
+              ) -> TaskOutcome:
     req = handle.request
     name = entry.task
     spec = registry.get(name)
@@ -312,9 +405,8 @@ def _run_task(handle: RunHandle, rj: _RunJournal, index: int, entry: Any, *, set
             handle._wake.set()
 
     handle._begin_task(task_cancel)
-    thread = threading.Thread(target=target, name=f"task {req.run_id}#{index}", daemon=True)
     handle._wake.clear()
-    thread.start()
+    spawn(f"task {req.run_id}#{index}", target)
     timeout = float(entry.timeout)
     deadline = started + timeout
     while not task_done.is_set():
