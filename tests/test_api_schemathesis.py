@@ -4,7 +4,6 @@ the document (status code, content type, headers, body schema)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import schemathesis

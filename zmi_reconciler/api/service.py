@@ -24,7 +24,7 @@ from zmi_reconciler.api import yamlio
 from zmi_reconciler.api.metrics import JournalTail, Metrics
 from zmi_reconciler.api.files import ScheduleFiles, etag_for
 from zmi_reconciler.api.models import (Fire, Finding, Preview, RunAccepted, RunDetail, RunPage, ScheduleDetail,
-                                       ScheduleList, ScheduleStatus, ScheduleSummary, TaskInfo, ValidationReport,
+                                       ScheduleList, ScheduleStatus, TaskInfo, ValidationReport,
                                        error_from_finding, run_detail, run_summary,
                                        run_summary_dict)
 from zmi_reconciler.api.problems import BadRequest, Conflict, FieldError, Invalid, NotFound, RunActive
