@@ -274,7 +274,7 @@ def test_manual_trigger_queues_with_overlap_queue(tmp_path, rec):
     second = runner.trigger("q")
     assert runner.status("q") | {"last_slot": None} == {
         "next_fire": None, "active_run": first, "queued": True, "queued_run": second, "paused": False,
-        "last_slot": None}
+        "last_slot": None, "content_hash": "h"}
     assert not runner.wait_run(second, 0.05)
     rec.release.set()
     assert runner.wait_run(second, 5)

@@ -625,8 +625,8 @@ class Runner:
         log.info("queued run %s dropped: %s", request.run_id, why)
 
     def status(self, schedule_id: str) -> dict[str, Any]:
-        """``{next_fire, active_run, queued, paused, last_slot}`` (instants aware UTC or None); ``KeyError``
-        for an unknown schedule."""
+        """``{next_fire, active_run, queued, queued_run, paused, last_slot, content_hash}`` (instants aware UTC
+        or None; ``content_hash`` of the definition the runner holds); ``KeyError`` for an unknown schedule."""
         with self._lock:
             state = self._states[schedule_id]
             active = self._active.get(schedule_id)
@@ -637,6 +637,7 @@ class Runner:
                 "queued_run": self._queued[schedule_id].run_id if schedule_id in self._queued else None,
                 "paused": not state.schedule.enabled,
                 "last_slot": state.last_slot,
+                "content_hash": state.content_hash,
             }
 
     def wait_run(self, run_id: str, timeout: float | None = None) -> bool:
