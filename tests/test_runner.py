@@ -621,3 +621,13 @@ def test_a_journal_without_append_many_still_gets_every_run_started(tmp_path, re
     fire(runner, clock, utc(2026, 5, 1, 10, 1))
     assert sorted(r["run_id"] for r in started(real)) == [f"s{i}@20260501T100100Z" for i in range(3)]
     assert len(events(real, "run_finished")) == 3
+
+
+def test_unknown_holiday_region_runs_instead_of_never(tmp_path, rec, caplog):
+    clock = FakeClock(utc(2026, 1, 5, 12, 0))
+    runner = make_runner(tmp_path, clock, rec, settings=make_settings(tmp_path, holiday_region="XX-YY"))
+    runner.apply("h", make_schedule({"type": "daily", "at": "05:00"}, skip_holidays=True), "h")
+    with caplog.at_level(logging.ERROR, logger="zmi_reconciler.runner"):
+        fire(runner, clock, utc(2026, 1, 6, 4, 0))
+    assert len(started(runner.journal)) == 1
+    assert any("unknown holiday region 'XX-YY'" in r.message for r in caplog.records)

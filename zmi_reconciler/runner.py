@@ -484,8 +484,14 @@ class Runner:
             self._skipped(sid, run_id, slot, "overlap", trigger=trigger, active_run_id=active.run_id)
 
     def _holiday_name(self, local: datetime) -> str | None:
+        """The holiday's name on ``local``'s date in the server's region, else None. An unknown region is
+        logged once and treated as "no holidays" (a schedule runs on a holiday rather than never)."""
         if self._holidays is None:
-            self._holidays = holiday_calendar(self._holiday_region)
+            try:
+                self._holidays = holiday_calendar(self._holiday_region)
+            except ValueError as exc:
+                log.error("skip_holidays ignored: %s", exc)
+                self._holidays = {}
         return self._holidays.get(local.date())
 
     def _skipped(self, sid: str, run_id: str, slot: datetime, reason: str, **fields: Any) -> None:
