@@ -100,6 +100,13 @@ class Invalid(ApiProblem):
         super().__init__(detail, errors=[e.model_dump() for e in errors])
 
 
+class InvalidRequest(Invalid):
+    """422 for a request that is well-formed but not acceptable (a date range too long, a month that does not
+    exist, an unknown key in a body); ``errors`` names the query parameter or body field."""
+
+    status, slug, title = 422, "invalid-request", "The request is not valid"
+
+
 class PreconditionRequired(ApiProblem):
     status, slug, title = 428, "precondition-required", "If-Match is required"
 

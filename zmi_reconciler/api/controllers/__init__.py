@@ -34,9 +34,11 @@ _DESCRIPTIONS = {
 }
 
 
-def problems(*codes: int) -> dict[int, ResponseSpec]:
-    """``responses=`` entries documenting problem+json answers for ``codes`` (plus 401 always)."""
-    return {code: ResponseSpec(data_container=Problem, description=_DESCRIPTIONS[code], media_type=PROBLEM_MEDIA_TYPE,
+def problems(*codes: int, descriptions: dict[int, str] | None = None) -> dict[int, ResponseSpec]:
+    """``responses=`` entries documenting problem+json answers for ``codes`` (plus 401 always);
+    ``descriptions`` replaces the default description of some codes (other resources than schedules)."""
+    texts = {**_DESCRIPTIONS, **(descriptions or {})}
+    return {code: ResponseSpec(data_container=Problem, description=texts[code], media_type=PROBLEM_MEDIA_TYPE,
                                generate_examples=False)
             for code in sorted({401, 400, *codes})}
 
