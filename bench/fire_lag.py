@@ -77,6 +77,7 @@ def bench_runner(n: int, seconds: float, journal_root: Path) -> tuple[list[float
         window_end = window_start + int(seconds)
         lags, counts = [], {"run_started": 0, "run_skipped": 0, "run_missed": 0}
         worst: dict[float, float] = {}
+        skipped_at: dict[float, int] = {}
         for line in (journal_dir / "journal").glob("*.jsonl"):
             for raw in line.read_bytes().splitlines():
                 e = json.loads(raw)
@@ -86,11 +87,16 @@ def bench_runner(n: int, seconds: float, journal_root: Path) -> tuple[list[float
                 if not window_start <= slot < window_end:
                     continue
                 counts[e["event"]] += 1
+                if e["event"] == "run_skipped":
+                    skipped_at[slot] = skipped_at.get(slot, 0) + 1
                 if e["event"] == "run_started":
                     lags.append((_parse(e["ts"]) - slot) * 1000)
                     worst[slot] = max(worst.get(slot, 0.0), lags[-1])
         if VERBOSE:
             print("  worst lag per second (ms):", " ".join(f"{worst[k]:.0f}" for k in sorted(worst)))
+            if skipped_at:
+                print("  skipped (overlap) per second:",
+                      " ".join(f"+{k - window_start:.0f}s:{v}" for k, v in sorted(skipped_at.items())))
         expected = n * int(seconds)
         return lags, expected, expected - counts["run_started"], counts
     finally:

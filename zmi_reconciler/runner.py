@@ -347,9 +347,10 @@ class Runner:
     def _idle_gc(self, mono: float, delay: float | None) -> bool:
         """Run a full garbage collection now, while nothing is due, rather than let the interpreter start one
         at a due instant (with a large heap -- the journal index of a busy server -- a gen-2 collection takes
-        100-300 ms and would show up as fire lag). Only when the last one took less than half the idle window.
+        100-300 ms and would show up as fire lag). Only when no run is active (a collection stalls every
+        thread) and the last one took less than half the idle window.
         """
-        if mono - self._last_gc < self.idle_gc_interval:
+        if mono - self._last_gc < self.idle_gc_interval or self._active:
             return False
         if delay is not None and delay < 2 * self._gc_seconds + 0.05:
             return False
@@ -609,16 +610,19 @@ class Runner:
     def _run_ended(self, handle: RunHandle) -> None:
         sid = handle.request.schedule_id
         with self._lock:
-            if self._active.get(sid) is handle:
+            was_active = self._active.get(sid) is handle
+            if was_active:
                 del self._active[sid]
-            queued = self._queued.pop(sid, None)
+            queued = self._queued.pop(sid, None) if was_active else None
             if queued is not None:
                 if self._stopping or (sid not in self._states and queued.trigger != "manual"):
                     self._forget_unstarted(queued, "runner stopping" if self._stopping else "schedule removed")
                 else:
                     self._start(queued)
+            idle = not self._active
         self._submit_started()
-        self._wake.set()
+        if idle:  # the last run ended: the loop may use the quiet moment (see _idle_gc)
+            self._wake.set()
 
     def _forget_unstarted(self, request: RunRequest, why: str) -> None:
         """A queued run that will never start: scheduled slots become ``run_missed``; waiters are released."""
