@@ -23,9 +23,11 @@ from zmi_reconciler.api.controllers.catalog import CatalogController
 from zmi_reconciler.api.controllers.health import HealthController
 from zmi_reconciler.api.controllers.runs import RunsController, ScheduleRunsController
 from zmi_reconciler.api.controllers.schedules import SchedulesController
+from zmi_reconciler.api.controllers.tna import TnaController
 from zmi_reconciler.api.openapi import FinishedJsonRenderPlugin, FinishedSwaggerRenderPlugin
 from zmi_reconciler.api.problems import handle_exception
 from zmi_reconciler.api.service import ScheduleService
+from zmi_reconciler.api.tna import TnaService
 from zmi_reconciler.config import Settings
 from zmi_reconciler.tasks.base import utc_now
 
@@ -64,6 +66,7 @@ def openapi_config() -> OpenAPIConfig:
         tags=[Tag(name="schedules", description="schedule files (spec) with status"),
               Tag(name="runs", description="manual runs and the run journal"),
               Tag(name="catalog", description="task catalog and validation"),
+              Tag(name="tna", description="time and attendance: employees, daily and monthly values, closing"),
               Tag(name="health", description="probes and metrics")],
         path="/schema", use_handler_docstrings=False, create_examples=False,
         render_plugins=[FinishedSwaggerRenderPlugin(path=["/", "/swagger"]),
@@ -73,22 +76,27 @@ def openapi_config() -> OpenAPIConfig:
 
 def create_app(settings: Settings, runner: Any, reconciler: Any, journal: Any, *,
                clock: Callable[[], datetime] = utc_now, tokens: TokenStore | None = None,
-               freeze_gc: bool = False) -> Litestar:
+               freeze_gc: bool = False, open_store: Callable[[], Any] | None = None) -> Litestar:
     """Build the API. ``runner``, ``reconciler`` and ``journal`` are the live objects of the serve process
     (``None`` is allowed for building the OpenAPI document only). ``tokens`` default: settings tokens plus
     ``<data_dir>/tokens.json``; with none at all an admin token is generated (see :mod:`.auth`).
 
     ``freeze_gc`` (the serve process sets it): at app startup, move everything loaded so far (the journal
     index: about a million objects for a million events) out of the cyclic GC's reach with ``gc.freeze()``,
-    so full collections during requests do not scan it (they cost 100+ ms pauses otherwise, SPEC 10 p99)."""
+    so full collections during requests do not scan it (they cost 100+ ms pauses otherwise, SPEC 10 p99).
+
+    ``open_store`` opens the tna store for one request (default: ``settings.database_path`` in the settings'
+    zone); it is only called by the tna endpoints, never at build time."""
     service = ScheduleService(settings, runner, reconciler, journal, clock=clock)
+    tna = TnaService(settings, open_store, clock=clock)
     store = tokens if tokens is not None else TokenStore.load(settings, create_admin=runner is not None)
     api = Router(path="/", route_handlers=[SchedulesController, ScheduleRunsController, RunsController,
-                                           CatalogController, HealthController],
+                                           CatalogController, TnaController, HealthController],
                  guards=[_guarded(store)])
     app = Litestar(
         route_handlers=[api],
-        dependencies={"service": Provide(lambda: service, use_cache=True, sync_to_thread=False)},
+        dependencies={"service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
+                      "tna": Provide(lambda: tna, use_cache=True, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_request_bytes,

@@ -7,6 +7,7 @@ the file schema (:class:`zmi_reconciler.schema.Schedule`). Instants are aware UT
 
 from __future__ import annotations
 
+import datetime as _dt
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -194,6 +195,133 @@ class Health(_Out):
 class Readiness(_Out):
     status: Literal["ready", "starting"]
     schedules: int
+
+
+# --- time and attendance (read-only views of the tna store, plus month closing) -------------------------
+
+PersonnelNumber = Annotated[str, Field(description="personnel number", examples=["1001"])]
+YearMonth = Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples=["2026-03"],
+                                 description="a month as YYYY-MM")]
+_MIN = "integer minutes"
+
+
+class EmployeeInfo(_Out):
+    """An employee's master data as the clerk sees it, with the month closing."""
+
+    personnel_number: PersonnelNumber
+    name: str = Field(description="first and last name")
+    week_plan: str | None = Field(description="week plan code")
+    entry_date: _dt.date | None
+    exit_date: _dt.date | None
+    active: bool = Field(description="employed today (entry_date <= today <= exit_date, local date)")
+    closed_through: YearMonth | None = Field(description="last closed month (YYYY-MM); null: none closed")
+
+
+class EmployeeList(_Out):
+    items: list[EmployeeInfo] = Field(description="ordered by personnel number")
+
+
+class DayBooking(_Out):
+    """A booking of the day (not deleted; edited time if edited)."""
+
+    time: str = Field(pattern=r"^[0-2][0-9]:[0-5][0-9]$", examples=["08:00"],
+                      description="local wall-clock time HH:MM in the server's zone")
+    direction: Literal["come", "go"]
+    source: str = Field(description="where it came from: terminal file name, manual, demo, ...")
+
+
+class DayValue(_Out):
+    """One employee's daily value ("Tageswert") of a local date. Durations are integer minutes."""
+
+    personnel_number: PersonnelNumber
+    name: str
+    date: _dt.date = Field(description="local date")
+    gross: int = Field(description=f"{_MIN}: presence plus booked breaks")
+    breaks: int = Field(description=f"{_MIN}: booked plus deducted breaks")
+    net: int = Field(description=f"{_MIN}: gross - breaks - capped + credited")
+    target: int = Field(description=f"{_MIN}: target time of the day plan")
+    difference: int = Field(description=f"{_MIN}: net - target")
+    overtime: int = Field(ge=0, description=f"{_MIN}: max(difference, 0)")
+    undertime: int = Field(ge=0, description=f"{_MIN}: max(-difference, 0)")
+    capped: int = Field(ge=0, description=f"{_MIN}: worked time cut by the plan's max net time")
+    errors: list[str] = Field(description="MISSING_GO, MISSING_COME, NO_BOOKINGS (only once the day is final)",
+                              examples=[["MISSING_GO"]])
+    provisional: bool = Field(description="the day is not final yet (today or later): no booking errors yet")
+    holiday_category: int | None = Field(description="1 full, 2 half, 3 other holiday; null: no holiday")
+    bookings: list[DayBooking] = Field(description="the day's bookings in time order")
+
+
+class EmployeeDays(_Out):
+    """One employee's daily values of a date range (only calculated days are listed)."""
+
+    personnel_number: PersonnelNumber
+    from_date: _dt.date = Field(description="first local date of the range (inclusive)")
+    to_date: _dt.date = Field(description="last local date of the range (inclusive)")
+    items: list[DayValue]
+
+
+class DayOverview(_Out):
+    """All employees' daily values of one local date ("who forgot to book" with ``errors_only``)."""
+
+    date: _dt.date
+    errors_only: bool
+    items: list[DayValue] = Field(description="ordered by personnel number")
+
+
+class MonthValue(_Out):
+    """An employee's monthly value ("Monatswert"). All values integer minutes (flextime: ZMI Gleitzeit)."""
+
+    year: int
+    month: int = Field(ge=1, le=12)
+    gross: int = Field(description=f"{_MIN}: sum of the days")
+    breaks: int = Field(description=f"{_MIN}: sum of the days")
+    net: int = Field(description=f"{_MIN}: sum of the days")
+    target: int = Field(description=f"{_MIN}: sum of the days")
+    overtime: int = Field(description=f"{_MIN}: sum of the days")
+    undertime: int = Field(description=f"{_MIN}: sum of the days")
+    difference: int = Field(description=f"{_MIN}: overtime - undertime")
+    flextime_start: int = Field(description=f"{_MIN}: the previous month's carry (or the initial balance)")
+    flextime_change: int = Field(description=f"{_MIN}: the month's difference")
+    flextime_carry: int = Field(description=f"{_MIN}: start + change after the employee's credit rule")
+    forfeited: int = Field(description=f"{_MIN}: start + change - carry (what the credit rule took away)")
+    error_days: int = Field(ge=0, description="days with at least one error")
+    closed: bool = Field(description="the month is closed (never recalculated)")
+
+
+class EmployeeMonths(_Out):
+    """An employee's calculated months of a year (months never calculated are absent)."""
+
+    personnel_number: PersonnelNumber
+    year: int
+    items: list[MonthValue]
+
+
+class ClosingRequest(BaseModel):
+    """POST /closing body: close every month up to and including ``through``."""
+
+    model_config = ConfigDict(extra="forbid")
+    through: YearMonth
+    employees: list[PersonnelNumber] | None = Field(default=None, description="personnel numbers; default all")
+
+
+class ReopenRequest(BaseModel):
+    """POST /closing/reopen body: reopen ``from`` and every later month (the closing moves to the month before)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: YearMonth = Field(alias="from")
+    employees: list[PersonnelNumber] | None = Field(default=None, description="personnel numbers; default all")
+
+
+class EmployeeClosing(_Out):
+    personnel_number: PersonnelNumber
+    closed_through: YearMonth | None
+
+
+class ClosingResult(_Out):
+    """The closing of every employee the request named (all when it named none)."""
+
+    moved: int = Field(ge=0, description="employees whose closing changed")
+    items: list[EmployeeClosing]
 
 
 def error_from_finding(finding: Any) -> FieldError:

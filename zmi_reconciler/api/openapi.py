@@ -60,14 +60,18 @@ REQUEST_BODIES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "patchSchedule": ("SchedulePatch", ("application/merge-patch+json", "application/json"), True),
     "triggerRun": ("TriggerRequest", ("application/json",), False),
     "validateSchedule": ("Schedule", _YAML_TYPES + ("application/json",), True),
+    "closeMonths": ("ClosingRequest", ("application/json",), True),
+    "reopenMonths": ("ReopenRequest", ("application/json",), True),
 }
 #: Operations open without a token.
 PUBLIC_OPERATIONS = frozenset({"healthz", "readyz"})
 
-_VALIDATION_MODELS = (Schedule, models.ScheduleCreate, models.TriggerRequest)
+_VALIDATION_MODELS = (Schedule, models.ScheduleCreate, models.TriggerRequest, models.ClosingRequest,
+                      models.ReopenRequest)
 _SERIALIZATION_MODELS = (Problem, models.ScheduleList, models.ScheduleDetail, models.RunPage, models.RunDetail,
                          models.RunAccepted, models.Preview, models.TaskInfo, models.ValidationReport,
-                         models.Health, models.Readiness)
+                         models.Health, models.Readiness, models.EmployeeList, models.EmployeeDays,
+                         models.DayOverview, models.EmployeeMonths, models.ClosingResult)
 
 
 def component_schemas() -> dict[str, Any]:
