@@ -51,17 +51,28 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
     from zmi_reconciler.reconcile import Reconciler
     from zmi_reconciler.runner import Runner
 
+    from zmi_reconciler.locks import StoreBusyError, acquire_server_lock
+
     stop = stop or threading.Event()
     restore = _install_signal_handlers(stop)
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # One server per data dir: a second runner would fire every schedule twice, and `restore` must see us.
+        server_lock = acquire_server_lock(settings)
+    except (OSError, StoreBusyError) as exc:
+        log.error("cannot start: %s", exc)
+        restore()
+        return 2
+    try:
         journal = Journal(settings.journal_path, retention_days=settings.journal_retention_days)
         interrupted = journal.close_interrupted()
         runner = Runner(settings, journal)
     except (OSError, ValueError) as exc:
         log.error("cannot start: %s", exc)
+        server_lock.release()
         restore()
         return 2
+    _sync_store(settings)
     if interrupted:
         log.warning("closed %d run(s) of a previous process as interrupted", len(interrupted))
     reconciler = Reconciler(settings, runner, journal)
@@ -84,9 +95,37 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
         close = getattr(journal, "close", None)
         if close is not None:
             close()
+        server_lock.release()
         restore()
         log.info("stopped")
     return code
+
+
+def _sync_store(settings: Settings) -> None:
+    """Apply the master data file and fill region holidays (:mod:`zmi_reconciler.tna.sync`). A broken master
+    data file is logged with file:line:col and leaves the store as it was; the server starts anyway."""
+    from datetime import datetime
+
+    from zmi_reconciler.tna.masterdata import MasterDataError
+    from zmi_reconciler.tna.store import Store
+    from zmi_reconciler.tna.sync import sync_store
+
+    try:
+        with Store.open(settings.database_path, zone=settings.zone) as store:
+            result = sync_store(settings, store, datetime.now(settings.zone).date())
+    except MasterDataError as exc:
+        for problem in exc.problems:
+            log.error("master data not applied: %s", problem)
+        return
+    except (OSError, ValueError) as exc:
+        log.error("tna store not synchronised: %s", exc)
+        return
+    if result.masterdata is not None:
+        md = result.masterdata
+        log.info("master data %s: %d day plans, %d week plans, %d employees, %d unassigned bookings attached",
+                 settings.masterdata_path, md.day_plans, md.week_plans, md.employees, md.attached)
+    for year, count in result.holidays_added.items():
+        log.info("holidays %s %d: %d added", settings.holiday_region, year, count)
 
 
 # --------------------------------------------------------------------------------------------------------------
