@@ -12,7 +12,8 @@ thousand events a second. ``run_finished`` and ``run_interrupted`` are fsynced.
 A file that ends in a torn line (crash mid-write) is terminated with a newline before the next append, so the
 torn line stays one invalid line and never swallows the next event.
 
-Reading: :class:`Journal` builds an in-memory index at open (one pass over the retained files) and keeps it up
+Reading: :class:`Journal` builds an in-memory index at open (one pass over the retained files, or a replay of
+the index cache in ``<journal_dir>/.index/`` plus what the files gained since) and keeps it up
 to date on every append and before every query (it re-reads from the last known offset of the newest files, so
 lines appended by another process show up; the cost when nothing changed is a ``stat``). Per run the index keeps
 a small summary plus the positions (day, byte offset) of its events; task results and logs are loaded from disk
@@ -64,6 +65,10 @@ _OFFSET_BITS = 40  # a position is day_ordinal << 40 | byte offset (files up to 
 _OFFSET_MASK = (1 << _OFFSET_BITS) - 1
 _READ_CHUNK = 4 << 20
 _INDEX_KEYS = frozenset({"ts", "event", "schedule", "run_id", "pid"})
+_CACHE_DIR = ".index"
+_CACHE_VERSION = 1
+_CACHE_SUFFIX = ".idx"
+_TAIL_BYTES = 64
 
 
 def iso_utc(value: datetime, *, ms: bool = False) -> str:
@@ -139,21 +144,34 @@ def _max(current: datetime | None, value: datetime) -> datetime:
 
 
 class _Run:
-    """Index entry of one run: summary fields (aware UTC datetimes) and the positions of its events."""
+    """Index entry of one run: summary fields (aware UTC datetimes), the positions of its events and the
+    position of the event that ended it (``finish_pos``, None while running). ``pid`` is the writer of
+    ``run_started`` (only consulted while the run is ``running``)."""
 
     __slots__ = ("run_id", "schedule", "trigger", "scheduled_for", "started_at", "finished_at", "status", "pid",
-                 "positions")
+                 "positions", "finish_pos")
 
-    def __init__(self, head: _Head, pos: int) -> None:
-        self.run_id: str = head.run_id  # type: ignore[assignment]
-        self.schedule: str = sys.intern(head.schedule or self.run_id.partition("@")[0])
-        self.trigger = sys.intern(head.trigger) if head.trigger else None
-        self.scheduled_for = parse_utc(head.scheduled_for) if head.scheduled_for is not None else None
-        self.started_at = parse_utc(head.ts)
+    def __init__(self, run_id: str, schedule: str, trigger: str | None, scheduled_for: datetime | None,
+                 started_at: datetime, pid: int | None, pos: int) -> None:
+        self.run_id = run_id
+        self.schedule = schedule
+        self.trigger = trigger
+        self.scheduled_for = scheduled_for
+        self.started_at = started_at
         self.finished_at: datetime | None = None
         self.status = RUNNING
-        self.pid = head.pid
+        self.pid = pid
         self.positions = array("q", (pos,))
+        self.finish_pos: int | None = None
+
+    @classmethod
+    def from_head(cls, head: _Head, pos: int) -> _Run:
+        """From a ``run_started`` line. Raises ``ValueError`` for a malformed instant."""
+        run_id: str = head.run_id  # type: ignore[assignment]
+        scheduled_for = parse_utc(head.scheduled_for) if head.scheduled_for is not None else None
+        return cls(run_id, sys.intern(head.schedule or run_id.partition("@")[0]),
+                   sys.intern(head.trigger) if head.trigger else None, scheduled_for, parse_utc(head.ts),
+                   head.pid, pos)
 
     def summary(self) -> dict[str, Any]:
         finished = self.finished_at
@@ -178,9 +196,17 @@ class _ScheduleIndex:
 
 
 class _FileState:
-    """How far one day file has been read: byte offset after the last complete line, and its line count."""
+    """How far one day file has been read: byte offset after the last complete line, and its line count.
 
-    __slots__ = ("day", "path", "name", "offset", "lines", "torn_warned")
+    For the index cache (see :class:`_IndexCache`): ``slots`` holds this file's ``run_skipped``/``run_missed``
+    slot maximum per schedule; ``orphans`` the run ids of lines that named a run not (yet) known; ``uncacheable``
+    is set when the file's lines cannot be replayed from a cache entry exactly (a run started twice, ended
+    twice, or a line of a run before its ``run_started``); such a file is read in full at every open.
+    ``saved``: ``offset`` as of the cache entry on disk (-1: none, -2: not known yet).
+    """
+
+    __slots__ = ("day", "path", "name", "offset", "lines", "torn_warned", "slots", "orphans", "uncacheable",
+                 "saved")
 
     def __init__(self, day: date, path: Path) -> None:
         self.day = day
@@ -189,6 +215,61 @@ class _FileState:
         self.offset = 0
         self.lines = 0
         self.torn_warned = False
+        self.slots: dict[str, datetime] = {}
+        self.orphans: set[str] = set()
+        self.uncacheable = False
+        self.saved = -2  # unknown: an entry may be on disk
+
+
+class _CachedStart(msgspec.Struct, array_like=True, gc=False):
+    """A run started in the file: summary fields, its other positions in the file and, when it ended in the
+    file, the end (``status`` index into the entry's names, -1 while running at the end of the file)."""
+
+    run_id: str
+    schedule: int
+    trigger: int
+    scheduled_for: datetime | None
+    started_at: datetime
+    pid: int | None
+    pos: int
+    status: int
+    finished_at: datetime | None
+    finish_pos: int | None
+    positions: bytes
+
+
+class _CachedMore(msgspec.Struct, array_like=True, gc=False):
+    """A run started in an earlier file: its positions in this file and its end if it is here."""
+
+    run_id: str
+    status: int
+    finished_at: datetime | None
+    finish_pos: int | None
+    positions: bytes
+
+
+class _IndexCache(msgspec.Struct, array_like=True, gc=False):
+    """Cache entry ``<journal_dir>/.index/<day>.idx`` (msgpack): what the index takes from one day file's
+    first ``offset`` bytes, valid while the file is the same (``ino``, ``size``, ``mtime_ns``) or only grew
+    (same ``ino``, larger, and the ``tail`` bytes before ``offset`` unchanged: then only the rest is read).
+    Replaying entries oldest file first (:meth:`Journal._replay`) gives the same index as reading the lines."""
+
+    version: int
+    ino: int
+    size: int
+    mtime_ns: int
+    offset: int
+    lines: int
+    tail: bytes
+    names: list[str]
+    starts: list[_CachedStart]
+    more: list[_CachedMore]
+    slots: dict[str, datetime]
+    orphans: list[str]
+
+
+_CACHE_ENCODER = msgspec.msgpack.Encoder()
+_CACHE_DECODER = msgspec.msgpack.Decoder(_IndexCache)
 
 
 class Journal:
@@ -197,7 +278,10 @@ class Journal:
     ``directory``: the journal folder (created if missing). ``retention_days``: :meth:`apply_retention` deletes
     day files older than this many days. ``clock``: returns the current instant as an aware UTC datetime.
     ``refresh_interval``: queries look for lines of other processes at most this often (seconds).
-    Construction reads every retained file once (invalid lines are skipped with a warning).
+    Construction reads every retained file once (invalid lines are skipped with a warning), or with
+    ``index_cache`` replays the per-file cache entries in ``<directory>/.index/`` written by an earlier open and
+    reads only what the files gained since (see :class:`_IndexCache`); the entries are written at open, by
+    :meth:`close`, and at most every ``index_save_interval`` seconds by a query (never by an append).
 
     Run summaries (from :meth:`runs`, :meth:`last_run`) are dicts with ``run_id``, ``schedule``, ``trigger``,
     ``scheduled_for`` (aware UTC or None), ``started_at``, ``finished_at`` (None while running), ``status``
@@ -205,8 +289,14 @@ class Journal:
     """
 
     def __init__(self, directory: Path, retention_days: int = 90,
-                 clock: Callable[[], datetime] = utc_now, refresh_interval: float = 0.02) -> None:
+                 clock: Callable[[], datetime] = utc_now, refresh_interval: float = 0.02,
+                 index_cache: bool = True, index_save_interval: float = 600.0) -> None:
         self.directory = Path(directory)
+        self.index_cache = index_cache
+        self.index_save_interval = index_save_interval
+        self._cache_dir = self.directory / _CACHE_DIR
+        self._saved_at = time.monotonic()
+        self._cache_write_warned = False
         self.retention_days = retention_days
         self.refresh_interval = refresh_interval
         self._clock = clock
@@ -224,7 +314,10 @@ class Journal:
         gc.disable()  # the first pass creates ~1 object per event; collections during it only cost time
         try:
             with self._lock:
-                self._scan_directory()
+                if index_cache:
+                    self._open_cached()
+                else:
+                    self._scan_directory()
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -248,7 +341,7 @@ class Journal:
         day = now.astimezone(timezone.utc).date()
         with self._lock, self._flock:
             fd, state = self._writer(day)
-            self._read_new(state)  # lines another process appended since our last look
+            self._catch_up(state)  # lines another process appended since our last look
             if os.fstat(fd).st_size > state.offset:
                 # Nobody writes while we hold the lock, so bytes after the last newline are a crashed
                 # writer's half line: end it so it stays one invalid line instead of swallowing ours.
@@ -261,7 +354,7 @@ class Journal:
             state.offset += len(line)
             state.lines += 1
             try:
-                self._index(head, (day.toordinal() << _OFFSET_BITS) | offset)
+                self._index(head, (day.toordinal() << _OFFSET_BITS) | offset, state)
             except ValueError as exc:  # written as given; only the index cannot use it
                 log.warning("journal: %s:%d: %s not indexed: %s", state.path, state.lines, event, exc)
         return record
@@ -291,7 +384,7 @@ class Journal:
         day = now.astimezone(timezone.utc).date()
         with self._lock, self._flock:
             fd, state = self._writer(day)
-            self._read_new(state)
+            self._catch_up(state)
             if os.fstat(fd).st_size > state.offset:  # a crashed writer's half line: see append()
                 _write_all(fd, b"\n")
                 self._read_new(state)
@@ -303,15 +396,18 @@ class Journal:
                 state.offset += len(line)
                 state.lines += 1
                 try:
-                    self._index(head, (day.toordinal() << _OFFSET_BITS) | offset)
+                    self._index(head, (day.toordinal() << _OFFSET_BITS) | offset, state)
                 except ValueError as exc:
                     log.warning("journal: %s:%d: %s not indexed: %s", state.path, state.lines, head.event, exc)
         return records
 
     def _writer(self, day: date) -> tuple[int, _FileState]:
         """The append descriptor for ``day`` (opened on first use, rotated at UTC midnight). Caller holds locks."""
+        known = day.toordinal() in self._files
         state = self._state_for(day)
         if self._write_day != day or self._write_fd is None:
+            if not known:  # a new day: first pick up files other processes created since the last scan
+                self._scan_directory()
             self._close_writer()
             new_file = not state.path.exists()
             fd = os.open(state.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -320,14 +416,24 @@ class Journal:
             self._write_fd, self._write_day = fd, day
         return self._write_fd, state
 
+    def _catch_up(self, state: _FileState) -> None:
+        """Index what other processes appended to the file before ``state``'s (a run started there just before
+        midnight) and then to ``state``'s own file, in file order, as a fresh open would read them."""
+        index = bisect.bisect_left(self._ordinals, state.day.toordinal())
+        if index:
+            self._read_new(self._files[self._ordinals[index - 1]])
+        self._read_new(state)
+
     def _close_writer(self) -> None:
         if self._write_fd is not None:
             os.close(self._write_fd)
         self._write_fd, self._write_day = None, None
 
     def close(self) -> None:
-        """Close the append descriptor (the index stays usable; a later append reopens)."""
+        """Save the index cache and close the append descriptor (the index stays usable; a later append
+        reopens)."""
         with self._lock:
+            self.save_index()
             self._close_writer()
 
     # ------------------------------------------------------------------ reading and indexing
@@ -341,6 +447,11 @@ class Journal:
 
     def _scan_directory(self) -> None:
         """Register day files not known yet (sorted by day) and read every file's new lines."""
+        self._register_files()
+        for ordinal in self._ordinals:
+            self._read_new(self._files[ordinal])
+
+    def _register_files(self) -> None:
         try:
             names = os.listdir(self.directory)
         except FileNotFoundError:
@@ -352,8 +463,242 @@ class Journal:
                     self._state_for(date.fromisoformat(m.group(1)))
                 except ValueError:
                     continue
+
+    # ------------------------------------------------------------------ index cache
+    def _open_cached(self) -> None:
+        """First build: per file (oldest first) replay its valid cache entry, then read what the file gained
+        since; drop entries of files that are gone; write the entries that changed."""
+        self._register_files()
         for ordinal in self._ordinals:
-            self._read_new(self._files[ordinal])
+            state = self._files[ordinal]
+            entry = self._cache_entry(state)
+            if entry is not None:
+                self._replay(state, entry)
+            self._read_new(state)
+        self._sweep_cache()
+        self.save_index()
+
+    def _cache_path(self, state: _FileState) -> Path:
+        return self._cache_dir / f"{state.day.isoformat()}{_CACHE_SUFFIX}"
+
+    def _cache_entry(self, state: _FileState) -> _IndexCache | None:
+        """The cache entry of ``state``'s file if it still describes the file's first ``offset`` bytes."""
+        path = self._cache_path(state)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("journal: index cache %s unreadable (%s); reading %s in full", path, exc, state.path)
+            return None
+        try:
+            entry = _CACHE_DECODER.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            version = None
+            try:
+                raw = msgspec.msgpack.decode(data)
+                version = raw[0] if isinstance(raw, list) and raw and isinstance(raw[0], int) else None
+            except msgspec.DecodeError:
+                pass
+            if version is not None and version != _CACHE_VERSION:
+                log.warning("journal: index cache %s has version %s, not %d; reading %s in full",
+                            path, version, _CACHE_VERSION, state.path)
+            else:
+                log.warning("journal: index cache %s is corrupt (%s); reading %s in full", path, exc, state.path)
+            return None
+        if entry.version != _CACHE_VERSION:
+            log.warning("journal: index cache %s has version %s, not %d; reading %s in full",
+                        path, entry.version, _CACHE_VERSION, state.path)
+            return None
+        try:
+            st = os.stat(state.name)
+        except FileNotFoundError:
+            return None
+        if st.st_ino != entry.ino or st.st_size < entry.size or entry.offset > entry.size:
+            return None
+        if st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns:
+            return entry
+        if st.st_size > entry.size:  # appended to since (append-only): the bytes before offset must be the same
+            try:
+                with open(state.path, "rb") as handle:
+                    handle.seek(entry.offset - len(entry.tail))
+                    if handle.read(len(entry.tail)) == entry.tail:
+                        return entry
+            except OSError:
+                return None
+        return None
+
+    def _replay(self, state: _FileState, entry: _IndexCache) -> None:
+        """Apply a cache entry of ``state``'s file to the index (as reading its first ``offset`` bytes would)."""
+        names = [sys.intern(name) for name in entry.names]
+        runs = self._runs
+        schedules = self._schedules
+        new_run = _Run
+        slot_triggers = SLOT_TRIGGERS
+        for start in entry.starts:
+            sid = names[start.schedule]
+            run = new_run(start.run_id, sid, names[start.trigger] if start.trigger >= 0 else None,
+                          start.scheduled_for, start.started_at, start.pid, start.pos)
+            if start.positions:
+                run.positions.frombytes(start.positions)
+            runs[run.run_id] = run
+            sched = schedules.get(sid)
+            if sched is None:
+                sched = schedules[sid] = _ScheduleIndex()
+            sched.runs.append(run)
+            slot = run.scheduled_for
+            if slot is not None and run.trigger in slot_triggers and (sched.last_slot is None or
+                                                                      slot > sched.last_slot):
+                sched.last_slot = slot
+            if start.status >= 0:
+                run.status = status = names[start.status]
+                run.finished_at = finished = start.finished_at
+                run.finish_pos = start.finish_pos
+                if status == "succeeded" and (sched.last_success is None or finished > sched.last_success):
+                    sched.last_success = finished
+        schedule = self._schedule
+        orphans = state.orphans
+        orphans.update(entry.orphans)
+        for more in entry.more:
+            run = runs.get(more.run_id)  # type: ignore[assignment]
+            if run is None:  # its run_started was in a file deleted since
+                orphans.add(more.run_id)
+                continue
+            if more.positions:
+                run.positions.frombytes(more.positions)
+            if more.status >= 0:
+                run.status = names[more.status]
+                run.finished_at = more.finished_at
+                run.finish_pos = more.finish_pos
+                if run.status == "succeeded":
+                    sched = schedule(run.schedule)
+                    sched.last_success = _max(sched.last_success, more.finished_at)  # type: ignore[arg-type]
+        for sid, slot in entry.slots.items():
+            sid = sys.intern(sid)
+            state.slots[sid] = slot
+            sched = schedule(sid)
+            sched.last_slot = _max(sched.last_slot, slot)
+        state.offset = state.saved = entry.offset
+        state.lines = entry.lines
+
+    def save_index(self) -> int:
+        """Write the cache entry of every file whose index grew since its entry was written (atomically: temp
+        file and rename) and delete the entries of files that cannot be cached; returns the number written.
+        A write error is logged once and otherwise ignored (the cache only saves time)."""
+        if not self.index_cache:
+            return 0
+        with self._lock:
+            self._saved_at = time.monotonic()
+            self._scan_directory()  # the entries describe the files as they are, read in order
+            todo: list[_FileState] = []
+            for ordinal in self._ordinals:
+                state = self._files[ordinal]
+                if state.uncacheable:
+                    if state.saved != -1:
+                        _unlink(self._cache_path(state))
+                        state.saved = -1
+                elif state.offset != state.saved and state.offset > 0:
+                    todo.append(state)
+            if not todo:
+                return 0
+            written = 0
+            for state, entry in self._derive(todo):
+                try:
+                    self._cache_dir.mkdir(exist_ok=True)
+                    path = self._cache_path(state)
+                    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+                    tmp.write_bytes(_CACHE_ENCODER.encode(entry))
+                    os.replace(tmp, path)
+                except OSError as exc:
+                    if not self._cache_write_warned:
+                        self._cache_write_warned = True
+                        log.warning("journal: cannot write the index cache in %s: %s", self._cache_dir, exc)
+                    return written
+                state.saved = entry.offset
+                written += 1
+            return written
+
+    def _derive(self, states: list[_FileState]) -> list[tuple[_FileState, _IndexCache]]:
+        """Cache entries for ``states`` (cacheable files) from the in-memory index."""
+        wanted = {state.day.toordinal(): state for state in states}
+        low = min(wanted)
+        starts: dict[int, list[_CachedStart]] = {o: [] for o in wanted}
+        mores: dict[int, list[_CachedMore]] = {o: [] for o in wanted}
+        tables: dict[int, dict[str, int]] = {o: {} for o in wanted}
+
+        def name(ordinal: int, value: str | None) -> int:
+            if value is None:
+                return -1
+            table = tables[ordinal]
+            index = table.get(value)
+            if index is None:
+                index = table[value] = len(table)
+            return index
+
+        for run in self._runs.values():
+            positions = run.positions
+            last = positions[-1] >> _OFFSET_BITS
+            if last < low:
+                continue
+            first = positions[0] >> _OFFSET_BITS
+            finish = run.finish_pos
+            finish_day = -1 if finish is None else finish >> _OFFSET_BITS
+            for ordinal in range(max(first, low), last + 1):
+                if ordinal not in wanted:
+                    continue
+                if first == last:
+                    part = positions[1:]
+                else:
+                    lo = bisect.bisect_left(positions, ordinal << _OFFSET_BITS)
+                    hi = bisect.bisect_left(positions, (ordinal + 1) << _OFFSET_BITS)
+                    if lo == hi:
+                        continue
+                    part = positions[lo + (ordinal == first):hi]
+                ended = finish_day == ordinal
+                if ordinal == first:
+                    starts[ordinal].append(_CachedStart(
+                        run.run_id, name(ordinal, run.schedule), name(ordinal, run.trigger), run.scheduled_for,
+                        run.started_at, run.pid, positions[0], name(ordinal, run.status) if ended else -1,
+                        run.finished_at if ended else None, finish if ended else None, part.tobytes()))
+                else:
+                    mores[ordinal].append(_CachedMore(
+                        run.run_id, name(ordinal, run.status) if ended else -1,
+                        run.finished_at if ended else None, finish if ended else None, part.tobytes()))
+        out = []
+        for ordinal, state in wanted.items():
+            try:
+                st = os.stat(state.name)
+                with open(state.path, "rb") as handle:
+                    handle.seek(max(state.offset - _TAIL_BYTES, 0))
+                    tail = handle.read(min(_TAIL_BYTES, state.offset))
+            except OSError:
+                continue
+            if len(tail) != min(_TAIL_BYTES, state.offset) or st.st_size < state.offset:
+                continue
+            rows = starts[ordinal]
+            rows.sort(key=lambda row: row.pos)
+            out.append((state, _IndexCache(
+                _CACHE_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, state.offset, state.lines, tail,
+                list(tables[ordinal]), rows, mores[ordinal], dict(state.slots), sorted(state.orphans))))
+        return out
+
+    def _sweep_cache(self) -> None:
+        """Delete cache entries whose day file is gone, and temp files of crashed writers (older than 1 h)."""
+        try:
+            names = os.listdir(self._cache_dir)
+        except OSError:
+            return
+        known = {f"{state.day.isoformat()}{_CACHE_SUFFIX}" for state in self._files.values()}
+        for name in names:
+            path = self._cache_dir / name
+            if name.endswith(_CACHE_SUFFIX) and not name.startswith(".") and name not in known:
+                _unlink(path)
+            elif name.endswith(".tmp"):
+                try:
+                    if time.time() - path.stat().st_mtime > 3600:
+                        _unlink(path)
+                except OSError:
+                    pass
 
     def _read_new(self, state: _FileState) -> None:
         """Index complete lines appended to ``state``'s file since its offset. Caller holds ``self._lock``."""
@@ -406,10 +751,13 @@ class Journal:
                 run = runs_get(head.run_id)  # type: ignore[arg-type]
                 if run is not None:
                     run.positions.append(pos)
+                elif head.run_id:
+                    state.orphans.add(head.run_id)
                 continue
             try:
-                self._index(head, pos)
+                self._index(head, pos, state)
             except ValueError as exc:
+                state.uncacheable = True  # keeps the warning at every open
                 log.warning("journal: %s:%d: invalid line skipped: %s", state.path, number, exc)
         state.offset = offset
         state.lines += len(lines)
@@ -422,6 +770,7 @@ class Journal:
         try:
             return _HEAD.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            state.uncacheable = True  # keeps the warning at every open
             log.warning("journal: %s:%d: invalid line skipped: %s", state.path, number, exc)
             return None
 
@@ -431,11 +780,18 @@ class Journal:
             entry = self._schedules[schedule_id] = _ScheduleIndex()
         return entry
 
-    def _index(self, head: _Head, pos: int) -> None:
-        """Add one event to the index. Raises ``ValueError`` for a malformed instant (nothing is changed)."""
+    def _index(self, head: _Head, pos: int, state: _FileState) -> None:
+        """Add one event (at ``pos`` in ``state``'s file) to the index. Raises ``ValueError`` for a malformed
+        instant (nothing is changed)."""
         event = head.event
         if event == "run_started" and head.run_id:
-            run = _Run(head, pos)
+            run = _Run.from_head(head, pos)
+            old = self._runs.get(run.run_id)
+            if old is not None or run.run_id in state.orphans:  # cannot be replayed per file: see _FileState
+                state.uncacheable = True
+                if old is not None:  # every file with a line of the replaced run
+                    for ordinal in {p >> _OFFSET_BITS for p in old.positions}:
+                        self._uncacheable(ordinal << _OFFSET_BITS)
             self._runs[run.run_id] = run
             entry = self._schedule(run.schedule)
             entry.runs.append(run)
@@ -444,24 +800,43 @@ class Journal:
             return
         if event in ("run_skipped", "run_missed"):
             if head.schedule and head.scheduled_for is not None:
-                entry = self._schedule(head.schedule)
-                entry.last_slot = _max(entry.last_slot, parse_utc(head.scheduled_for))
+                slot = parse_utc(head.scheduled_for)
+                schedule = sys.intern(head.schedule)
+                entry = self._schedule(schedule)
+                entry.last_slot = _max(entry.last_slot, slot)
+                state.slots[schedule] = _max(state.slots.get(schedule), slot)
             return
-        run = self._runs.get(head.run_id) if head.run_id else None
+        if not head.run_id:
+            return
+        run = self._runs.get(head.run_id)
         if run is None:
+            state.orphans.add(head.run_id)
             return
-        run.positions.append(pos)
         if event == "run_finished":
+            finished_at = parse_utc(head.ts)
+            if run.finish_pos is not None:  # ended twice
+                state.uncacheable = True
+                self._uncacheable(run.finish_pos)
+            run.positions.append(pos)
             run.status = sys.intern(head.status or "unknown")
-            run.finished_at = parse_utc(head.ts)
-            run.pid = None
+            run.finished_at = finished_at
+            run.finish_pos = pos
             if run.status == "succeeded":
                 entry = self._schedule(run.schedule)
-                entry.last_success = _max(entry.last_success, run.finished_at)
+                entry.last_success = _max(entry.last_success, finished_at)
         elif event == "run_interrupted" and run.status == RUNNING:
+            finished_at = parse_utc(head.ts)
+            run.positions.append(pos)
             run.status = INTERRUPTED
-            run.finished_at = parse_utc(head.ts)
-            run.pid = None
+            run.finished_at = finished_at
+            run.finish_pos = pos
+        else:
+            run.positions.append(pos)
+
+    def _uncacheable(self, pos: int) -> None:
+        state = self._files.get(pos >> _OFFSET_BITS)
+        if state is not None:
+            state.uncacheable = True
 
     def refresh(self, force: bool = False) -> None:
         """Pick up lines other processes appended (newest two known files and today's file).
@@ -480,6 +855,8 @@ class Journal:
             if today.toordinal() not in self._files and os.path.exists(
                     os.path.join(self.directory, f"{today.isoformat()}.jsonl")):
                 self._scan_directory()
+            if self.index_cache and now - self._saved_at >= self.index_save_interval:
+                self.save_index()
 
     # ------------------------------------------------------------------ queries
     def runs(self, schedule_id: str, page: int = 1, per_page: int = 50,
@@ -702,6 +1079,7 @@ class Journal:
                 self._ordinals.remove(ordinal)
                 if self._write_day is not None and self._write_day.toordinal() == ordinal:
                     self._close_writer()
+                _unlink(self._cache_path(state))
                 try:
                     state.path.unlink()
                 except FileNotFoundError:
@@ -754,6 +1132,15 @@ def _parse_or_none(value: Any) -> datetime | None:
         return parse_utc(value)
     except ValueError:
         return None
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("journal: cannot delete %s: %s", path, exc)
 
 
 def _write_all(fd: int, data: bytes) -> None:

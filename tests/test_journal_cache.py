@@ -1,0 +1,395 @@
+"""Journal index cache (``<journal_dir>/.index/``): an open that replays the cache answers every query exactly as
+an open that reads every line (``index_cache=False``), after appends by another process, a torn last line,
+retention, rewritten files, corrupt or foreign-version entries and runs that cannot be replayed per file.
+Clocks are injected; nothing sleeps."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import random
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from zmi_reconciler import journal as journal_module
+from zmi_reconciler.journal import Journal
+
+T0 = datetime(2026, 3, 27, 22, 0, tzinfo=timezone.utc)
+DEAD_PID = 2**22 + 12345  # above the usual pid_max: never a live process
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def answers(journal: Journal) -> dict[str, Any]:
+    """Every query answer of ``journal`` (all schedules, all runs with tasks and logs)."""
+    out: dict[str, Any] = {"schedule_ids": journal.schedule_ids()}
+    run_ids: list[str] = []
+    for sid in out["schedule_ids"]:
+        everything = journal.runs(sid, per_page=10_000)
+        run_ids += [run["run_id"] for run in everything]
+        out[sid] = {
+            "runs": everything,
+            "pages": [journal.runs(sid, page=p, per_page=2) for p in (1, 2, 3)],
+            "succeeded": journal.runs(sid, status="succeeded", per_page=3),
+            "not_running": journal.runs(sid, status=["failed", "interrupted", "partial"], page=2, per_page=1),
+            "count": journal.count_runs(sid),
+            "count_failed": journal.count_runs(sid, status="failed"),
+            "last_run": journal.last_run(sid),
+            "last_run_details": journal.last_run(sid, details=True),
+            "last_slot": journal.last_slot(sid),
+            "last_success": journal.last_success(sid),
+        }
+    out["get_run"] = {rid: journal.get_run(rid) for rid in sorted(set(run_ids))}
+    out["open"] = sorted((run.run_id, run.pid, run.positions[0]) for run in journal._runs.values()
+                         if run.status == journal_module.RUNNING)
+    return out
+
+
+def assert_same(directory: Path, clock: Clock, **kwargs: Any) -> Journal:
+    """Open ``directory`` cold and cached; both answer the same; returns the cached one."""
+    cold = Journal(directory, clock=clock, index_cache=False, **kwargs)
+    cached = Journal(directory, clock=clock, **kwargs)
+    expected = answers(cold)
+    assert answers(cached) == expected
+    assert expected["schedule_ids"]  # not trivially equal
+    return cached
+
+
+def _run(journal: Journal, clock: Clock, schedule: str, status: str | None, trigger: str = "scheduled",
+         tasks: int = 2, pid: int | None = None) -> str:
+    """One run; ``status`` None leaves it running (no run_finished)."""
+    slot = clock().replace(second=0, microsecond=0)
+    run_id = f"{schedule}@{clock():%Y%m%dT%H%M%S%f}"
+    fields: dict[str, Any] = {"pid": pid} if pid is not None else {}
+    journal.append("run_started", schedule=schedule, run_id=run_id, trigger=trigger,
+                   scheduled_for=slot if trigger != "manual" else None, content_hash="h1", **fields)
+    for index in range(tasks):
+        journal.append("task_started", schedule=schedule, run_id=run_id, index=index, task="calculate_days")
+        clock.advance(seconds=20)
+        journal.append("task_log", schedule=schedule, run_id=run_id, index=index, task="calculate_days",
+                       level="info", message=f"batch {index}")
+        if status is not None:
+            journal.append("task_finished", schedule=schedule, run_id=run_id, index=index, task="calculate_days",
+                           status="succeeded" if status == "succeeded" else "failed", duration_ms=20000,
+                           result={"days": index}, error=None)
+    if status is not None:
+        clock.advance(seconds=1)
+        journal.append("run_finished", schedule=schedule, run_id=run_id, status=status)
+    clock.advance(minutes=7)
+    return run_id
+
+
+def _history(directory: Path, clock: Clock) -> Journal:
+    """Three UTC days: runs across midnight, skipped/missed slots, manual runs, failures, an open run."""
+    journal = Journal(directory, clock=clock, index_cache=False)
+    statuses = ["succeeded", "failed", "succeeded", "partial"]
+    for n in range(40):
+        sid = ("nightly", "hourly", "manual")[n % 3]
+        _run(journal, clock, sid, statuses[n % 4], trigger="manual" if sid == "manual" else "scheduled")
+        if n % 7 == 0:
+            journal.append("run_skipped", schedule="hourly", run_id=f"hourly@skip{n}", trigger="scheduled",
+                           scheduled_for=clock() + timedelta(minutes=1), reason="overlap")
+        if n % 11 == 0:
+            journal.append("run_missed", schedule="quiet", scheduled_for=clock() - timedelta(hours=1))
+        clock.advance(hours=1, minutes=13)
+    _run(journal, clock, "nightly", None, pid=DEAD_PID)  # crashed mid-run
+    journal.close()
+    return journal
+
+
+def _entries(directory: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in sorted((directory / ".index").glob("*.idx"))}
+
+
+def test_cached_open_answers_like_a_cold_open_and_replays_entries(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    _history(tmp_path, clock)
+    days = sorted(p.name for p in tmp_path.glob("*.jsonl"))
+    assert len(days) >= 3
+    first = Journal(tmp_path, clock=clock)  # builds from the lines, writes the entries
+    assert sorted(_entries(tmp_path)) == [d.replace(".jsonl", ".idx") for d in days]
+    read: list[str] = []
+    real_read_new = Journal._read_new
+
+    def spy(self: Journal, state: Any) -> None:
+        before = state.offset
+        real_read_new(self, state)
+        if state.offset != before:
+            read.append(state.path.name)
+
+    expected = answers(Journal(tmp_path, clock=clock, index_cache=False))
+    monkeypatch.setattr(Journal, "_read_new", spy)
+    cached = Journal(tmp_path, clock=clock)
+    assert read == []  # every file came from its entry
+    assert answers(cached) == expected == answers(first)
+    # the cache folder is not a journal file: full scans see the same events
+    assert list(cached.iter_events()) == list(Journal(tmp_path, clock=clock, index_cache=False).iter_events())
+
+
+def test_appends_by_another_process_are_read_from_the_cached_offset(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    _history(tmp_path, clock)
+    Journal(tmp_path, clock=clock).close()
+    before = _entries(tmp_path)
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    proc = ctx.Process(target=_other_process, args=(str(tmp_path), clock.now))
+    proc.start()
+    proc.join(timeout=60)
+    assert proc.exitcode == 0
+    assert _entries(tmp_path) == before  # that process wrote no entry (index_cache off)
+    last_day = sorted(tmp_path.glob("*.jsonl"))[-1]
+    read: list[tuple[str, int]] = []
+    real_read_new = Journal._read_new
+
+    def spy(self: Journal, state: Any) -> None:
+        start = state.offset
+        real_read_new(self, state)
+        if state.offset != start:
+            read.append((state.path.name, start))
+
+    expected = answers(Journal(tmp_path, clock=clock, index_cache=False))
+    monkeypatch.setattr(Journal, "_read_new", spy)
+    cached = Journal(tmp_path, clock=clock)
+    assert answers(cached) == expected
+    assert [name for name, _ in read] == [last_day.name]  # only the grown file,
+    assert read[0][1] > 0  # from where its entry ended
+    assert cached.last_run("other")["status"] == "succeeded"  # type: ignore[index]
+    read.clear()  # the open wrote the grown file's entry again: the next open reads nothing
+    assert answers(Journal(tmp_path, clock=clock)) == expected
+    assert read == []
+
+
+def _other_process(directory: str, now: datetime) -> None:
+    clock = Clock(now)
+    journal = Journal(Path(directory), clock=clock, index_cache=False)
+    _run(journal, clock, "other", "succeeded")
+    _run(journal, clock, "nightly", "failed")
+    journal.append("run_missed", schedule="quiet", scheduled_for=clock() + timedelta(days=1))
+
+
+def test_torn_last_line_then_completed_by_a_later_append(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    journal = _history(tmp_path, clock)
+    Journal(tmp_path, clock=clock).close()
+    path = sorted(tmp_path.glob("*.jsonl"))[-1]
+    whole = (b'{"ts":"2026-03-30T03:00:00.000Z","event":"run_started","schedule":"torn","run_id":"torn@1",'
+             b'"trigger":"manual"}')
+    with open(path, "ab") as handle:
+        handle.write(whole[:40])
+    caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
+    cached = assert_same(tmp_path, clock)
+    torn = [r.getMessage() for r in caplog.records if "incomplete last line" in r.getMessage()]
+    assert len(torn) == 2 and torn[0] == torn[1]  # cold and cached warn alike
+    assert cached.count_runs("torn") == 0
+    # the torn line's key (bigger file) was saved with the offset before it; a later append ends the torn line
+    journal.append("run_started", schedule="late", run_id="late@1", trigger="manual")
+    journal.close()
+    cached = assert_same(tmp_path, clock)
+    assert cached.last_run("late")["status"] == "running"  # type: ignore[index]
+
+
+def test_close_interrupted_after_a_cached_open_matches_a_cold_open(tmp_path: Path) -> None:
+    clock = Clock()
+    journal = _history(tmp_path, clock)
+    _run(journal, clock, "cli", None, trigger="manual", pid=os.getppid())  # a live process: left alone
+    Journal(tmp_path, clock=clock).close()
+    cold_dir, warm_dir = tmp_path / "cold", tmp_path / "warm"
+    for target in (cold_dir, warm_dir):
+        shutil.copytree(tmp_path, target, ignore=shutil.ignore_patterns("cold", "warm"))
+    shutil.rmtree(cold_dir / ".index")
+    assert (warm_dir / ".index").is_dir()
+    cold = Journal(cold_dir, clock=clock, index_cache=False)
+    warm = Journal(warm_dir, clock=clock)
+    closed = cold.close_interrupted()
+    assert closed and warm.close_interrupted() == closed
+    assert all(not rid.startswith("cli@") for rid in closed)
+    assert answers(warm) == answers(cold)
+    assert answers(Journal(warm_dir, clock=clock)) == answers(Journal(cold_dir, clock=clock, index_cache=False))
+
+
+def test_retention_deletes_entries_with_their_files(tmp_path: Path) -> None:
+    clock = Clock()
+    journal = _history(tmp_path, clock)
+    cached = Journal(tmp_path, clock=clock, retention_days=1)
+    days = sorted(p.name for p in tmp_path.glob("*.jsonl"))
+    deleted = cached.apply_retention()
+    assert deleted and all(p.name in days for p in deleted)
+    assert sorted(_entries(tmp_path)) == sorted(d.replace(".jsonl", ".idx") for d in days
+                                                if tmp_path / d not in deleted)
+    reopened = assert_same(tmp_path, clock, retention_days=1)
+    assert reopened.schedule_ids()
+    # Retention by another process (file gone, entry left behind): the entry is ignored and swept.
+    del journal
+    clock.advance(days=1)
+    victim = sorted(tmp_path.glob("*.jsonl"))[0]
+    victim.unlink()
+    assert victim.name.replace(".jsonl", ".idx") in _entries(tmp_path)
+    assert_same(tmp_path, clock)
+    assert victim.name.replace(".jsonl", ".idx") not in _entries(tmp_path)
+
+
+def test_rewritten_or_replaced_file_is_read_in_full(tmp_path: Path) -> None:
+    clock = Clock()
+    _history(tmp_path, clock)
+    Journal(tmp_path, clock=clock).close()
+    path = sorted(tmp_path.glob("*.jsonl"))[1]
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-5]))  # shrank (same inode)
+    assert_same(tmp_path, clock)
+    replacement = path.with_suffix(".new")
+    replacement.write_bytes(b"".join(lines[:-9] + lines[-9:-8] * 3))  # new inode, grown past the entry
+    os.replace(replacement, path)
+    assert_same(tmp_path, clock)
+    data = bytearray(path.read_bytes())  # same size and inode, changed before the entry's offset
+    data[-20:-19] = b"X" if data[-20:-19] != b"X" else b"Y"
+    with open(path, "r+b") as handle:
+        handle.write(bytes(data))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert_same(tmp_path, clock)
+
+
+def test_corrupt_or_other_version_entry_is_ignored_with_a_warning_and_rewritten(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    _history(tmp_path, clock)
+    Journal(tmp_path, clock=clock).close()
+    entries = sorted((tmp_path / ".index").glob("*.idx"))
+    entries[0].write_bytes(b"\x93not msgpack at all")
+    raw = msgspec.msgpack.decode(entries[1].read_bytes())
+    raw[0] = 999
+    entries[1].write_bytes(msgspec.msgpack.encode(raw))
+    caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
+    assert_same(tmp_path, clock)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(f"{entries[0]} is corrupt" in m for m in messages)
+    assert any(f"{entries[1]} has version 999, not {journal_module._CACHE_VERSION}" in m for m in messages)
+    assert msgspec.msgpack.decode(entries[1].read_bytes())[0] == journal_module._CACHE_VERSION  # rebuilt
+    caplog.clear()
+    assert_same(tmp_path, clock)
+    assert not [r for r in caplog.records if "index cache" in r.getMessage()]
+
+
+def test_runs_that_cannot_be_replayed_per_file_keep_the_file_out_of_the_cache(tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 3, 28, 23, 50, tzinfo=timezone.utc))
+    journal = Journal(tmp_path, clock=clock, index_cache=False)
+    _run(journal, clock, "plain", "succeeded")  # 2026-03-28: ok
+    # a task line of a run before its run_started (in the same file)
+    journal.append("task_log", schedule="early", run_id="early@1", index=0, task="x", level="info", message="?")
+    journal.append("run_started", schedule="early", run_id="early@1", trigger="manual")
+    journal.append("run_finished", schedule="early", run_id="early@1", status="succeeded")
+    clock.now = datetime(2026, 3, 29, 1, 0, tzinfo=timezone.utc)
+    # the same run id started again on the next day, and a run that ends twice
+    journal.append("run_started", schedule="plain", run_id="plain@dup", trigger="manual")
+    clock.now = datetime(2026, 3, 30, 1, 0, tzinfo=timezone.utc)
+    journal.append("run_started", schedule="plain", run_id="plain@dup", trigger="manual")
+    journal.append("run_finished", schedule="plain", run_id="plain@dup", status="succeeded")
+    clock.now = datetime(2026, 3, 31, 1, 0, tzinfo=timezone.utc)
+    journal.append("run_finished", schedule="plain", run_id="plain@dup", status="failed")
+    _run(journal, clock, "plain", "succeeded")  # 2026-03-31 itself is otherwise fine
+    clock.now = datetime(2026, 4, 1, 1, 0, tzinfo=timezone.utc)
+    _run(journal, clock, "plain", "failed")
+    journal.close()
+    cached = assert_same(tmp_path, clock)
+    assert sorted(_entries(tmp_path)) == ["2026-04-01.idx"]
+    assert cached.last_success("plain") == datetime(2026, 3, 31, 1, 0, 41, tzinfo=timezone.utc)
+    assert_same(tmp_path, clock)
+
+
+def test_entries_are_written_at_open_close_and_periodically_never_by_appends(tmp_path: Path) -> None:
+    clock = Clock()
+    _history(tmp_path, clock)
+    journal = Journal(tmp_path, clock=clock, index_save_interval=3600)
+    before = _entries(tmp_path)
+    assert before
+    for _ in range(5):
+        _run(journal, clock, "nightly", "succeeded")
+    assert _entries(tmp_path) == before  # appends and (throttled) queries write nothing
+    assert journal.last_run("nightly") is not None
+    assert _entries(tmp_path) == before
+    journal.close()
+    changed = {name for name, mtime in _entries(tmp_path).items() if before.get(name) != mtime}
+    assert changed == {sorted(tmp_path.glob("*.jsonl"))[-1].name.replace(".jsonl", ".idx")}
+    assert journal.save_index() == 0  # nothing grew since
+    periodic = Journal(tmp_path, clock=clock, index_save_interval=0, refresh_interval=0)
+    _run(periodic, clock, "hourly", "failed")
+    assert periodic.save_index() == 1
+    _run(periodic, clock, "hourly", "failed")
+    periodic.last_slot("hourly")  # a query past the interval saves
+    assert periodic.save_index() == 0
+    assert_same(tmp_path, clock)
+
+
+def test_unwritable_cache_folder_is_logged_once_and_the_journal_works(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    _history(tmp_path, clock)
+    (tmp_path / ".index").write_text("a file where the folder should be")
+    caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
+    journal = assert_same(tmp_path, clock)
+    _run(journal, clock, "nightly", "succeeded")
+    journal.close()
+    assert len([r for r in caplog.records if "cannot write the index cache" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_histories_with_reopens_match_cold_opens(tmp_path: Path, seed: int) -> None:
+    """Random interleavings of runs (some across midnight, some left open, some odd), other writers, torn
+    lines, retention and reopens; after every reopen the cached index equals a cold one."""
+    rng = random.Random(seed)
+    clock = Clock()
+    journal = Journal(tmp_path, clock=clock, retention_days=3)
+    other = Journal(tmp_path, clock=clock, index_cache=False)
+    open_runs: list[tuple[str, str]] = []
+    for step in range(160):
+        writer = journal if rng.random() < 0.7 else other
+        sid = rng.choice(["a", "b", "c", "d"])
+        roll = rng.random()
+        if roll < 0.35:
+            run_id = f"{sid}@{step}"
+            writer.append("run_started", schedule=sid, run_id=run_id,
+                          trigger=rng.choice(["scheduled", "catch_up", "manual"]),
+                          scheduled_for=clock().replace(second=0, microsecond=0), pid=DEAD_PID)
+            open_runs.append((sid, run_id))
+        elif roll < 0.6 and open_runs:
+            sid, run_id = rng.choice(open_runs)
+            writer.append("task_log", schedule=sid, run_id=run_id, index=0, task="x", level="info", message="m")
+        elif roll < 0.8 and open_runs:
+            sid, run_id = open_runs.pop(rng.randrange(len(open_runs)))
+            writer.append(rng.choice(["run_finished"] * 4 + ["run_interrupted"]), schedule=sid, run_id=run_id,
+                          status=rng.choice(["succeeded", "failed", "partial"]))
+        elif roll < 0.85:
+            writer.append(rng.choice(["run_skipped", "run_missed"]), schedule=sid,
+                          scheduled_for=clock() + timedelta(minutes=rng.randrange(-90, 90)))
+        elif roll < 0.88:  # an odd line: a run id reused, or a line of an unknown run
+            writer.append(rng.choice(["run_started", "task_finished"]), schedule=sid,
+                          run_id=f"{sid}@{rng.randrange(step + 1)}", trigger="manual", index=0, status="failed")
+        elif roll < 0.9:
+            path = tmp_path / f"{clock():%Y-%m-%d}.jsonl"
+            with open(path, "ab") as handle:
+                handle.write(b'{"ts":"2026-0')  # a crashed writer
+        elif roll < 0.95:
+            journal.close()
+            assert_same(tmp_path, clock, retention_days=3)
+            journal = Journal(tmp_path, clock=clock, retention_days=3)
+        else:
+            journal.apply_retention()
+        clock.advance(minutes=rng.randrange(1, 240))
+    journal.close()
+    assert_same(tmp_path, clock, retention_days=3)
