@@ -650,6 +650,19 @@ class Runner:
                 "content_hash": state.content_hash,
             }
 
+    def status_rows(self) -> dict[str, tuple[datetime | None, str | None, bool]]:
+        """Per schedule id ``(next_fire, active_run, queued)`` as in :meth:`status`, for every schedule under one
+        lock (GET /schedules needs 1,000 of these per request; added by H11)."""
+        with self._lock:
+            active = self._active
+            queued = self._queued
+            rows = {}
+            for schedule_id, state in self._states.items():
+                handle = active.get(schedule_id)
+                rows[schedule_id] = (state.job.next_run if state.job is not None else None,
+                                     handle.run_id if handle is not None else None, schedule_id in queued)
+            return rows
+
     def wait_run(self, run_id: str, timeout: float | None = None) -> bool:
         """Block until run ``run_id`` (started or queued by this runner) has ended; True if it has, False on
         timeout or for a run id this runner does not know."""
