@@ -15,6 +15,7 @@ from zmi_reconciler.tna.masterdata import load_masterdata
 from zmi_reconciler.tna.store import Store
 
 BERLIN = ZoneInfo("Europe/Berlin")
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "attlog-sample.dat"
 TODAY = date(2026, 3, 26)  # a Thursday; the export covers 12-25 March 2026
 
 
@@ -76,17 +77,17 @@ def test_export_has_the_patterns_of_real_files(tmp_path):
     doubles = sum(1 for items in by_pin.values() for a, b in zip(items, items[1:]) if (b[0] - a[0]).seconds <= 8)
     assert doubles == result.double_taps > 0
     # a Saturday shift
-    assert any(when.weekday() == 5 for pin, when, _ in rows if pin == "1005")
+    assert any(when.weekday() == 5 for pin, when, _ in rows if pin == "5005")
     # a night shift: a come in the evening and the go on the next morning
-    night = by_pin["1004"]
+    night = by_pin["5004"]
     assert any(a[1] == "0" and b[1] == "1" and b[0].date() == a[0].date() + timedelta(days=1)
                and a[0].hour >= 21 and b[0].hour < 7 for a, b in zip(night, night[1:]))
-    # a lone come: one day of 1006 with a single booking
+    # a lone come: one day of 5006 with a single booking
     per_day = defaultdict(int)
-    for when, _ in by_pin["1006"]:
+    for when, _ in by_pin["5006"]:
         per_day[when.date()] += 1
     assert 1 in per_day.values()
-    assert "9999" in by_pin and "1010" not in by_pin  # unknown badge; the one who left books nothing
+    assert "5999" in by_pin and "5010" not in by_pin  # unknown badge; the one who left books nothing
     store.close()
 
 
@@ -101,7 +102,27 @@ def test_export_imports_and_calculates(tmp_path):
     assert counts.failed == []
     # only the lone come is an error; the night shifts are split at midnight without errors
     assert [(store.employee(v.employee_id).personnel_number, v.errors) for v in counts.errors] == [
-        ("1006", ("MISSING_GO",))]
+        ("5006", ("MISSING_GO",))]
+    store.close()
+
+
+def test_demo_pins_are_outside_the_usual_terminal_range(tmp_path):
+    store, result = seed(tmp_path)
+    numbers = sorted(e.personnel_number for e in store.employees())
+    assert numbers == [str(n) for n in range(5001, 5011)]
+    assert sorted(e.pin for e in store.employees()) == numbers
+    assert {pin for pin, _, _ in taps(result.export_path)} - set(numbers) == {"5999"}
+    store.close()
+
+
+@pytest.mark.skipif(not SAMPLE.exists(), reason=f"shared sample {SAMPLE} is absent (CI has ../shared/data)")
+def test_real_sample_imported_into_the_demo_store_books_nothing_onto_demo_employees(tmp_path):
+    # the sample uses PINs 1000..1119 (step 7); none may match a demo employee (PIN 1007 once hit Greta)
+    store, _ = seed(tmp_path)
+    report = import_file(store, SAMPLE)
+    assert (report.new, report.days, report.unassigned) == (0, 0, 495)
+    assert len(report.unknown) == 18 and store.bookings_between(date(2026, 1, 1), date(2026, 12, 31)) == {}
+    assert store.dirty_days_since(0)[0] == []  # nothing for calculate_days (and its e-mails) to pick up
     store.close()
 
 

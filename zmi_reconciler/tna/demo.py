@@ -12,7 +12,11 @@ What :func:`seed_demo` creates:
 - a ZKTeco ATTLOG export (``PIN<TAB>datetime<TAB>verify<TAB>state<TAB>workcode``, state 0 come / 1 go)
   of the last ``weeks`` weeks up to yesterday, written to the caller's path, with the patterns of real
   files: double taps, a lone come (forgotten go), a Saturday shift, night shifts across midnight, lunch
-  breaks, and one tap of a badge not assigned to anyone (PIN 9999).
+  breaks, and one tap of a badge not assigned to anyone (PIN 5999).
+
+Personnel numbers and PINs are 5001-5010 (unknown badge 5999): a range real terminal exports rarely use
+(they tend to start at 1, 100 or 1000), so importing a real export into a demo store does not book its
+people onto demo employees. The sample export in ``shared/data/attlog-sample.dat`` uses 1000-1119.
 
 Nothing is overwritten without ``force``: an existing master data file or export, or a store that already
 has employees, raises :class:`DemoExistsError`.
@@ -32,7 +36,8 @@ from zmi_reconciler.tna.masterdata import MasterData, apply_masterdata, dump_mas
 from zmi_reconciler.tna.store import Employee, Store
 
 MASTERDATA_FILE = "masterdata.yaml"
-UNKNOWN_PIN = "9999"
+#: A badge no demo employee has (demo PINs are 5001-5010; see the module doc for why this range).
+UNKNOWN_PIN = "5999"
 
 
 class DemoExistsError(Exception):
@@ -52,16 +57,16 @@ class DemoResult:
 
 # (personnel number = PIN, first, last, week plan, credit type, role)
 _PEOPLE = (
-    ("1001", "Anna", "Berger", "W5", "complete", ""),
-    ("1002", "Ben", "Schulz", "W5", "complete", ""),
-    ("1003", "Clara", "Fischer", "W5", "after_threshold", ""),
-    ("1004", "David", "Wagner", "WN", "no_evaluation", "night"),
-    ("1005", "Eva", "Becker", "W5", "complete", "saturday"),
-    ("1006", "Felix", "Hoffmann", "W5", "complete", "lone_come"),
-    ("1007", "Greta", "Schäfer", "W5", "no_evaluation", ""),
-    ("1008", "Hannah", "Koch", "W5", "no_carry", ""),
-    ("1009", "Jonas", "Richter", "W5", "complete", ""),
-    ("1010", "Klaus", "Neumann", "W5", "complete", "left"),
+    ("5001", "Anna", "Berger", "W5", "complete", ""),
+    ("5002", "Ben", "Schulz", "W5", "complete", ""),
+    ("5003", "Clara", "Fischer", "W5", "after_threshold", ""),
+    ("5004", "David", "Wagner", "WN", "no_evaluation", "night"),
+    ("5005", "Eva", "Becker", "W5", "complete", "saturday"),
+    ("5006", "Felix", "Hoffmann", "W5", "complete", "lone_come"),
+    ("5007", "Greta", "Schäfer", "W5", "no_evaluation", ""),
+    ("5008", "Hannah", "Koch", "W5", "no_carry", ""),
+    ("5009", "Jonas", "Richter", "W5", "complete", ""),
+    ("5010", "Klaus", "Neumann", "W5", "complete", "left"),
 )
 
 
@@ -74,9 +79,9 @@ def demo_masterdata(today: date) -> MasterData:
     weeks = [models.WeekPlan("W5", "Mon-Thu 8 h, Fri 6 h", "STD", "STD", "STD", "STD", "FRI"),
              models.WeekPlan("WN", "Night shifts Mon-Fri", *["NIGHT"] * 5)]
     employees = []
-    for number, first, last, week, credit, role in _PEOPLE:
+    for index, (number, first, last, week, credit, role) in enumerate(_PEOPLE):
         e = Employee(number, first, last, pin=number, email=f"{first.lower()}.{_ascii(last).lower()}@example.com",
-                     entry_date=date(today.year - 6, 1, 1) if number < "1005" else date(today.year - 2, 4, 1),
+                     entry_date=date(today.year - 6, 1, 1) if index < 4 else date(today.year - 2, 4, 1),
                      week_plan=week, credit_type=credit)
         if credit in ("complete", "after_threshold"):
             e.credit_monthly_cap, e.credit_upper_limit = 600, 2400
