@@ -61,8 +61,10 @@ def record_run(journal, clock, schedule, status, at, run_id=None):
 @pytest.fixture
 def env(tmp_path):
     settings = make_settings(tmp_path, alert_email="ops@example.org")
-    clock = Clock(utc(2026, 5, 1, 8, 0))
+    clock = Clock(utc(2026, 4, 1, 8, 0))
     journal = Journal(settings.journal_path, clock=clock)
+    journal.append("schedule_loaded", schedule="alive")  # the server has kept a record for a month
+    clock.now = utc(2026, 5, 1, 8, 0)
     return settings, clock, journal
 
 
@@ -134,8 +136,10 @@ def test_missed_deadline_queues_one_alert_and_fails(env, monitor):
 
 def test_without_alert_email_the_alert_is_only_journaled(tmp_path):
     settings = make_settings(tmp_path)
-    clock = Clock(utc(2026, 5, 1, 5, 0))
+    clock = Clock(utc(2026, 4, 1, 5, 0))
     journal = Journal(settings.journal_path, clock=clock)
+    journal.append("schedule_loaded", schedule="nightly")
+    clock.now = utc(2026, 5, 1, 5, 0)
     ctx = make_ctx(settings, "alive_check", clock, journal=journal)
     with pytest.raises(TaskFailed) as info:
         alive_check.run(ctx, alive_check.Params(expect=[{"schedule": "nightly", "by": "06:00"}]))
@@ -156,3 +160,18 @@ def test_the_expected_schedule_zone_decides_today(env):
         run(settings, clock, journal, expect=[{"schedule": "ny", "by": "04:00"}, {"schedule": "berlin", "by": "04:00"}])
     assert str(info.value).endswith("berlin (by 04:00)")
     assert (info.value.result.expectations_checked, info.value.result.expectations_failed) == (2, 1)
+
+
+def test_a_fresh_install_after_the_deadline_is_not_alerted_today_but_the_next_day(tmp_path):
+    settings = make_settings(tmp_path, alert_email="ops@example.org")
+    clock = Clock(utc(2026, 5, 1, 8, 0))  # installed 10:00 Berlin, after the 06:00 deadline
+    journal = Journal(settings.journal_path, clock=clock)
+    journal.append("schedule_loaded", schedule="nightly")
+    ctx = make_ctx(settings, "alive_check", clock, journal=journal)
+    result = alive_check.run(ctx, alive_check.Params(expect=[{"schedule": "nightly", "by": "06:00"}]))
+    assert (result.expectations_checked, result.expectations_failed) == (0, 0)
+    assert any("fresh install" in m for m in ctx.log.messages)
+    clock.now = utc(2026, 5, 2, 8, 0)  # the next day nightly still has not succeeded: alert
+    with pytest.raises(TaskFailed, match=r"nightly \(by 06:00\)"):
+        alive_check.run(make_ctx(settings, "alive_check", clock, journal=journal),
+                        alive_check.Params(expect=[{"schedule": "nightly", "by": "06:00"}]))

@@ -75,8 +75,10 @@ def test_url_error_fails(tmp_path, monitor):
 
 
 def test_expectations_after_their_deadline(tmp_path):
-    clock = FakeClock(utc(2026, 5, 1, 5, 0))  # 07:00 Europe/Berlin
+    clock = FakeClock(utc(2026, 4, 30, 5, 0))
     journal = Journal(tmp_path / "journal", clock=clock)
+    journal.append("schedule_loaded", schedule="nightly")  # the server kept a record before today's deadlines
+    clock.set(utc(2026, 5, 1, 5, 0))  # 07:00 Europe/Berlin
     for sid, status in (("nightly", "succeeded"), ("import", "failed")):
         journal.append("run_started", schedule=sid, run_id=f"{sid}@1", trigger="scheduled",
                        scheduled_for=utc(2026, 5, 1, 3, 0))

@@ -1012,6 +1012,16 @@ class Journal:
             if handle is not None:
                 handle.close()
 
+    def first_event_time(self) -> datetime | None:
+        """``ts`` (aware UTC) of the oldest retained event, or None for an empty journal: roughly when this
+        server started keeping a record (install time, until retention removes the first files)."""
+        for event in self.iter_events():
+            try:
+                return parse_utc(event["ts"])
+            except (KeyError, TypeError, ValueError):
+                continue
+        return None
+
     def iter_events(self) -> Iterator[dict[str, Any]]:
         """Every valid event of the retained files, oldest first, as dicts (``ts`` left as the ISO string).
 

@@ -199,6 +199,13 @@ def _queue_alerts(ctx: TaskContext, missed: list[Expectation], now: datetime) ->
     return queued
 
 
+def _record_started_after(journal: Any, deadline: datetime) -> bool:
+    """True when the journal's first event is later than ``deadline``: the server did not exist at the deadline
+    (a fresh install), so a missed expectation today says nothing about the expected schedule."""
+    first = journal.first_event_time()
+    return first is None or first > deadline
+
+
 def _check_expectations(ctx: TaskContext, expect: list[Expectation], now: datetime,
                         result: Result) -> list[Expectation]:
     failed: list[Expectation] = []
@@ -209,6 +216,11 @@ def _check_expectations(ctx: TaskContext, expect: list[Expectation], now: dateti
         hours, minutes = map(int, item.by.split(":"))
         if local_now.time() < time(hours, minutes):
             continue  # deadline not reached yet today
+        deadline = datetime.combine(local_now.date(), time(hours, minutes), tzinfo=zone)
+        if ctx.journal is not None and _record_started_after(ctx.journal, deadline):
+            ctx.log(f"schedule {item.schedule}: not checked today, this server's journal starts after the "
+                    f"{item.by} deadline (fresh install)", expected_schedule=item.schedule, by=item.by)
+            continue
         result.expectations_checked += 1
         last = ctx.journal.last_success(item.schedule) if ctx.journal is not None else None
         if last is None or last.astimezone(zone).date() != local_now.date():
