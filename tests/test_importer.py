@@ -66,6 +66,33 @@ def test_sample_with_unknown_pins_is_kept_unassigned_then_attached(store):
 
     again = import_file(store, SAMPLE)
     assert counts(again) == (SAMPLE_LINES, 0, SAMPLE_KEPT, SAMPLE_COLLAPSED, 0, 0)
+    assert (again.unknown, again.unknown_pins, again.still_unassigned) == ({}, {}, 0)  # all attached now
+
+
+@pytest.mark.skipif(not SAMPLE.exists(), reason=f"shared sample {SAMPLE} is absent (CI has ../shared/data)")
+def test_sample_imported_twice_reports_its_unknown_pins_both_times(store):
+    kept = {pin: k for pin, (_, k) in SAMPLE_PINS.items()}
+    first = import_file(store, SAMPLE)
+    assert len(first.unknown_pins) == 18 and list(first.unknown_pins) == sorted(SAMPLE_PINS)
+    assert first.unknown_pins == kept == first.unknown
+    assert first.still_unassigned == SAMPLE_KEPT == first.unassigned
+
+    again = import_file(store, SAMPLE)
+    assert counts(again) == (SAMPLE_LINES, 0, SAMPLE_KEPT, SAMPLE_COLLAPSED, 0, 0)
+    assert (again.unknown, again.unassigned) == ({}, 0)  # nothing stored now ...
+    assert again.unknown_pins == kept and again.still_unassigned == SAMPLE_KEPT  # ... but all still unassigned
+    assert len(store.unassigned()) == SAMPLE_KEPT
+    text = again.to_text().splitlines()
+    assert text[1] == "unknown PINs (still unassigned; bookings in this file): " + ", ".join(
+        f"{pin} ({k})" for pin, k in sorted(kept.items()))
+    assert text[-1] == ("495 bookings of unknown PINs are kept unassigned; add the employees to the master data "
+                        "(zmi-reconciler masterdata FILE) and they attach automatically")
+
+    # one employee added: its PIN drops out of the list, the others stay
+    store.upsert_employee(Employee("P1007", pin="1007"))
+    third = import_file(store, SAMPLE)
+    assert third.unknown_pins == {pin: k for pin, k in kept.items() if pin != "1007"}
+    assert third.still_unassigned == SAMPLE_KEPT - 61 and third.duplicates == SAMPLE_KEPT
 
 
 @pytest.mark.skipif(not SAMPLE.exists(), reason=f"shared sample {SAMPLE} is absent (CI has ../shared/data)")
@@ -207,10 +234,32 @@ def test_out_of_order_bookings_recompute_the_days_directions(store):
 
 def test_unknown_personnel_number_from_csv_attaches_by_number(store):
     report = import_text(store, "X9,2026-04-01 08:00\nX9,2026-04-01 17:00\n", "u.csv")
-    assert (report.unassigned, report.unknown) == (2, {"X9": 2})
+    assert (report.unassigned, report.unknown, report.unknown_pins, report.still_unassigned) == (
+        2, {"X9": 2}, {"X9": 2}, 2)
+    assert report.to_text().splitlines()[-1].startswith("2 bookings of unknown personnel numbers are kept")
     emp, attached = store.upsert_employee(Employee("X9"))
     assert attached.attached == 2
     assert bookings(store, emp, date(2026, 4, 1)) == [("08:00:00", "come"), ("17:00:00", "go")]
+
+
+def test_unknown_pin_whose_taps_all_collapse_is_still_listed(store):
+    import_text(store, "77\t2026-04-01 08:00:00\t1\t0\t0\n", "a.dat")
+    report = import_text(store, "77\t2026-04-01 08:00:20\t1\t0\t0\n"   # 20 s after the stored unassigned one
+                                "42\t2026-04-01 09:00:00\t1\t0\t0\n", "b.dat")
+    assert counts(report) == (2, 0, 0, 1, 1, 0)
+    assert (report.unknown, report.unknown_pins, report.still_unassigned) == ({"42": 1}, {"42": 1, "77": 0}, 1)
+    assert report.to_text().splitlines()[1:] == [
+        "unknown PINs (still unassigned; bookings in this file): 42 (1), 77 (0)",
+        "1 booking of unknown PINs is kept unassigned; add the employees to the master data "
+        "(zmi-reconciler masterdata FILE) and they attach automatically"]
+
+
+def test_known_pins_only_give_no_unassigned_hint(store):
+    add(store, "1", "1")
+    report = import_text(store, "1\t2026-04-01 08:00:00\t1\t0\t0\n", "a.dat")
+    assert (report.unknown_pins, report.still_unassigned) == ({}, 0)
+    assert report.to_text() == ("a.dat (attlog): 1 lines, 1 new, 0 duplicates, 0 collapsed double taps, "
+                                "0 unassigned, 0 rejected")
 
 
 def test_terminal_times_across_dst_are_deterministic(store):

@@ -61,7 +61,8 @@ def test_attlog_file_is_imported_and_moved_to_processed(settings):
     result, ctx = run(settings)
     assert result.model_dump() == {
         "files": 1, "files_failed": 0, "files_deferred": 0, "lines": 5, "bookings_new": 3,
-        "bookings_duplicate": 0, "bookings_collapsed": 1, "bookings_unassigned": 1, "lines_rejected": 0}
+        "bookings_duplicate": 0, "bookings_collapsed": 1, "bookings_unassigned": 1, "lines_rejected": 0,
+        "bookings_still_unassigned": 1}
     assert not (inbox / "attlog.dat").exists()
     assert (inbox / "processed" / "attlog.dat").read_text() == ATTLOG
     assert not list((inbox / "processed").glob("*.error.txt"))
@@ -75,10 +76,12 @@ def test_same_file_again_counts_duplicates_and_does_not_overwrite(settings):
     drop(inbox, "attlog.dat", ATTLOG)
     run(settings)
     drop(inbox, "attlog.dat", ATTLOG)
-    result, _ = run(settings)
-    # the unknown PIN's booking is a duplicate of the stored unassigned one
+    result, ctx = run(settings)
+    # the unknown PIN's booking is a duplicate of the stored unassigned one, and still unassigned
     assert (result.bookings_new, result.bookings_duplicate, result.bookings_collapsed,
-            result.bookings_unassigned) == (0, 4, 1, 0)
+            result.bookings_unassigned, result.bookings_still_unassigned) == (0, 4, 1, 0, 1)
+    assert any(m.startswith("attlog.dat: unknown PINs / personnel numbers kept unassigned: 999 (1). 1 booking of "
+                            "unknown PINs is kept unassigned; add the employees") for m in ctx.log.messages)
     assert sorted(p.name for p in (inbox / "processed").iterdir()) == ["attlog.20261012T040000Z.dat", "attlog.dat"]
     assert sum(len(v) for v in bookings(settings).values()) == 3
 

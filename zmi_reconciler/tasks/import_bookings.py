@@ -67,6 +67,8 @@ class Result(TaskResult):
     bookings_collapsed: int = 0
     bookings_unassigned: int = 0
     lines_rejected: int = 0
+    #: bookings of unknown PINs in the imported files that are unassigned now, stored by this run or earlier
+    bookings_still_unassigned: int = 0
 
 
 class _Deferred(Exception):
@@ -218,9 +220,11 @@ def run(ctx: TaskContext, params: Params) -> Result:
             ctx.log(f"{path.name} ({report.format}): {report.lines} lines, {report.new} new, "
                     f"{report.duplicates} duplicate, {report.collapsed} collapsed, {report.unassigned} unassigned, "
                     f"{len(report.rejected)} rejected", file=path.name, days=report.days)
-            if report.unknown:
+            result.bookings_still_unassigned += report.still_unassigned
+            if report.unknown_pins:  # also on a re-import: those bookings are still unassigned
                 ctx.log(f"{path.name}: unknown PINs / personnel numbers kept unassigned: "
-                        + ", ".join(f"{k} ({n})" for k, n in sorted(report.unknown.items())), level="warning")
+                        + ", ".join(f"{k} ({n})" for k, n in report.unknown_pins.items())
+                        + f". {report.unassigned_hint()}", level="warning")
     finally:
         store.close()
     if failed_names and params.fail_on_bad_file:

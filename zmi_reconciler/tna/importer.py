@@ -28,8 +28,10 @@ Rules:
   (many terminals record state 0 for every tap); otherwise, and for lines without one, come/go alternate per
   employee and local day, re-derived for the whole day when bookings arrive out of order (see
   :meth:`~.store.Store.add_bookings`).
-- **Unknown PIN / personnel number**: the booking is kept as unassigned (reported in ``unknown``) and
-  attached when an employee with that PIN / number is created.
+- **Unknown PIN / personnel number**: the booking is kept as unassigned and attached when an employee with
+  that PIN / number is created. The report names every unknown PIN / number of the file in
+  ``unknown_pins`` (also on a re-import, when its bookings are duplicates of the stored unassigned ones);
+  ``unknown`` and ``unassigned`` count only the unassigned bookings stored by this import.
 - **Malformed lines** are reported with their line number and reason; the rest of the file imports.
   Bookings in a month closed for the employee are rejected the same way (closed months are read-only).
 """
@@ -89,7 +91,11 @@ class Tap:
 class ImportReport:
     """What an import did. ``lines`` counts data lines (blank lines and a CSV header excluded); every line
     is exactly one of ``new``, ``duplicates``, ``collapsed``, ``unassigned`` or ``rejected``.
-    ``unknown`` maps each unknown PIN / personnel number to its number of unassigned bookings;
+    ``unknown`` maps each unknown PIN / personnel number to its number of unassigned bookings stored *now*;
+    ``unknown_pins`` maps every PIN / personnel number of the file that matches no employee to its number of
+    bookings in the file (taps after collapsing double taps; 0 when every tap collapsed into a stored one),
+    whether stored now or already stored as unassigned by an earlier import: all of them are still
+    unassigned. ``still_unassigned`` is their sum.
     ``days`` is the number of (employee, local date) days that got new bookings."""
 
     file: str
@@ -102,6 +108,8 @@ class ImportReport:
     rejected: list[Rejected] = field(default_factory=list)
     unknown: dict[str, int] = field(default_factory=dict)
     days: int = 0
+    unknown_pins: dict[str, int] = field(default_factory=dict)
+    still_unassigned: int = 0
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -113,11 +121,22 @@ class ImportReport:
         out = [f"{self.file} ({self.format}): {self.lines} lines, {self.new} new, {self.duplicates} duplicates, "
                f"{self.collapsed} collapsed double taps, {self.unassigned} unassigned, "
                f"{len(self.rejected)} rejected"]
-        if self.unknown:
-            out.append("unknown PINs / personnel numbers (kept unassigned): "
-                       + ", ".join(f"{k} ({n})" for k, n in sorted(self.unknown.items())))
+        what = "personnel numbers" if self.format == "csv" else "PINs"
+        if self.unknown_pins:
+            out.append(f"unknown {what} (still unassigned; bookings in this file): "
+                       + ", ".join(f"{k} ({n})" for k, n in sorted(self.unknown_pins.items())))
         out += [f"  line {r.line}: {r.reason}" for r in self.rejected]
+        if self.still_unassigned:
+            out.append(self.unassigned_hint())
         return "\n".join(out)
+
+    def unassigned_hint(self) -> str:
+        """What to do about ``still_unassigned`` bookings (the last line of :meth:`to_text`)."""
+        n = self.still_unassigned
+        what = "personnel numbers" if self.format == "csv" else "PINs"
+        return (f"{n} {'booking' if n == 1 else 'bookings'} of unknown {what} {'is' if n == 1 else 'are'} kept "
+                "unassigned; add the employees to the master data (zmi-reconciler masterdata FILE) and they "
+                "attach automatically")
 
 
 # --- parsing --------------------------------------------------------------------------------------------
@@ -261,10 +280,14 @@ def import_text(store: Store, text: str, filename: str = "<text>", *, file_forma
         for key, group in groups.items():
             emp = resolved[key]
             instants = known[emp] if emp is not None else known_unassigned[key]
+            if emp is None:
+                report.unknown_pins.setdefault(key[1], 0)
             for tap in sorted(group, key=lambda t: (t.at, t.line)):
                 verdict = debounce_verdict(instants, tap.at, window)
                 if verdict == "duplicate":
                     report.duplicates += 1
+                    if emp is None:  # already stored as unassigned by an earlier import
+                        report.unknown_pins[key[1]] += 1
                     continue
                 if verdict == "collapsed":
                     report.collapsed += 1
@@ -273,6 +296,7 @@ def import_text(store: Store, text: str, filename: str = "<text>", *, file_forma
                     insort(instants, tap.at)
                     unassigned.append(UnassignedBooking(key[0], key[1], tap.at, tap.direction, source))
                     report.unknown[key[1]] = report.unknown.get(key[1], 0) + 1
+                    report.unknown_pins[key[1]] += 1
                     continue
                 day = tap.at.astimezone(store.zone).date()
                 if emp in closed and f"{day:%Y-%m}" <= closed[emp]:
@@ -287,6 +311,8 @@ def import_text(store: Store, text: str, filename: str = "<text>", *, file_forma
     report.new = len(new)
     report.unassigned = len(unassigned)
     report.days = len(days)
+    report.unknown_pins = dict(sorted(report.unknown_pins.items()))
+    report.still_unassigned = sum(report.unknown_pins.values())
     report.rejected.sort(key=lambda r: r.line)
     return report
 
