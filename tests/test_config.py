@@ -51,3 +51,22 @@ def test_confined_path_refuses_escapes(tmp_path):
     os.symlink(tmp_path, root / "link")
     with pytest.raises(PathEscapeError):
         confined_path(root, "link/secret")
+
+
+def test_mail_transport_env_override_keeps_the_files_smtp_keys(tmp_path):
+    cfg = tmp_path / "zmi.toml"
+    cfg.write_text('[smtp]\nhost = "mail.example.com"\nport = 587\n')
+    s = load_settings(cfg, environ={"ZMI_MAIL_TRANSPORT": "folder"})
+    assert (s.smtp.transport, s.smtp.host, s.smtp.port) == ("folder", "mail.example.com", 587)
+    assert load_settings(cfg, environ={}).smtp.transport == "smtp"
+    with pytest.raises(ConfigError, match="transport"):
+        load_settings(cfg, environ={"ZMI_MAIL_TRANSPORT": "pigeon"})
+
+
+def test_mail_folder_resolves_under_data_dir(tmp_path):
+    absent = {"ZMI_CONFIG": str(tmp_path / "absent")}
+    s = load_settings(None, overrides={"data_dir": tmp_path}, environ={**absent, "ZMI_MAIL_TRANSPORT": "folder"})
+    assert (s.smtp.transport, s.mail_path) == ("folder", tmp_path / "mail")
+    cfg = tmp_path / "zmi.toml"
+    cfg.write_text(f'[smtp]\ntransport = "folder"\nfolder = "{tmp_path / "pickup"}"\n')
+    assert load_settings(cfg, overrides={"data_dir": tmp_path / "var"}, environ={}).mail_path == tmp_path / "pickup"

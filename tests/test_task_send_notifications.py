@@ -1,5 +1,6 @@
 """send_notifications against a real SMTP server (aiosmtpd) started by the test: plain, STARTTLS with
-login, implicit TLS; server down -> failed and still queued; backoff; parking; refused recipients."""
+login, implicit TLS; server down -> failed and still queued; backoff; parking; refused recipients.
+Transport folder: .eml files that parse back, an unusable folder fails the task and keeps the messages."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def test_plain_delivery(tmp_path, smtp_server):
     inbox, controller = smtp_server()
     settings, clock = setup(tmp_path, controller.port, "anna@example.org", "boss@example.org")
     result = run(settings, clock)
-    assert result.model_dump() == {"sent": 2, "failed": 0, "parked": 0, "remaining": 0}
+    assert result.model_dump() == {"sent": 2, "failed": 0, "parked": 0, "remaining": 0, "folder": None}
     assert [(rcpts, mail["Subject"], mail["From"]) for rcpts, mail in inbox.mails] == [
         (["anna@example.org"], "Subject 0", "zmi@example.org"), (["boss@example.org"], "Subject 1", "zmi@example.org")]
     assert inbox.mails[0][1].get_content().splitlines() == ["Body 0", "zweite Zeile äöü"]
@@ -103,7 +104,7 @@ def test_server_down_then_later_success(tmp_path, smtp_server):
     settings, clock = setup(tmp_path, port, "anna@example.org", "ben@example.org")
     with pytest.raises(TaskFailed, match="2 of 2 message\\(s\\) not delivered") as info:
         run(settings, clock)
-    assert info.value.result.model_dump() == {"sent": 0, "failed": 2, "parked": 0, "remaining": 2}
+    assert info.value.result.model_dump() == {"sent": 0, "failed": 2, "parked": 0, "remaining": 2, "folder": None}
     messages = outbox(settings)
     assert [m.attempts for m in messages] == [1, 1]
     assert all(m.sent_at is None and "Connection refused" in m.last_error for m in messages)
@@ -129,7 +130,7 @@ def test_backoff_doubles_and_parks_after_max_attempts(tmp_path):
         clock.now = m.next_attempt_at
     assert waits == [10, 20, 40]
     result = run(settings, clock, max_attempts=3)  # parked: not tried, not lost
-    assert result.model_dump() == {"sent": 0, "failed": 0, "parked": 1, "remaining": 0}
+    assert result.model_dump() == {"sent": 0, "failed": 0, "parked": 1, "remaining": 0, "folder": None}
     [m] = outbox(settings)
     assert m.attempts == 3 and m.sent_at is None and m.last_error
 
@@ -200,4 +201,53 @@ def test_implicit_tls(tmp_path, smtp_server, ca):
 
 def test_nothing_due_does_not_connect(tmp_path):
     settings, clock = setup(tmp_path, free_port())  # no server and no messages
-    assert run(settings, clock).model_dump() == {"sent": 0, "failed": 0, "parked": 0, "remaining": 0}
+    assert run(settings, clock).model_dump() == {"sent": 0, "failed": 0, "parked": 0, "remaining": 0, "folder": None}
+
+
+def test_folder_transport_writes_eml_files_and_marks_sent(tmp_path):
+    settings, clock = setup(tmp_path, free_port(), "anna@example.org", "boss@example.org", transport="folder")
+    ctx = make_ctx(settings, "send_notifications", clock)
+    result = task.run(ctx, task.Params())
+    folder = tmp_path / "data" / "mail"
+    assert result.model_dump() == {"sent": 2, "failed": 0, "parked": 0, "remaining": 0, "folder": str(folder)}
+    files = sorted(folder.iterdir())
+    created = f"{NOW:%Y%m%dT%H%M%SZ}"
+    assert [f.name for f in files] == [f"{created}-outbox-1.eml", f"{created}-outbox-2.eml"]  # no temp files left
+    raw = files[0].read_bytes()
+    assert files[0].stat().st_mode & 0o777 == 0o600  # personal data: owner only
+    assert b"\r\n" in raw and raw.count(b"\n") == raw.count(b"\r\n")  # RFC 5322 line ends
+    mails = [message_from_bytes(f.read_bytes(), policy=policy.default) for f in files]
+    assert [(m["To"], m["Subject"], m["From"]) for m in mails] == [
+        ("anna@example.org", "Subject 0", "zmi@example.org"), ("boss@example.org", "Subject 1", "zmi@example.org")]
+    assert mails[0]["Date"].datetime == NOW
+    assert mails[0]["Message-ID"].startswith("<") and "outbox-1" in mails[0]["Message-ID"]
+    assert mails[0]["Message-ID"].endswith("@example.org>")
+    assert mails[1].get_content().splitlines() == ["Body 1", "zweite Zeile äöü"]
+    assert all(m.sent_at == NOW and m.attempts == 1 and m.last_error is None for m in outbox(settings))
+    assert f"wrote 2 messages to {folder} (transport folder)" in ctx.log.messages
+    assert run(settings, clock).sent == 0 and len(list(folder.iterdir())) == 2  # nothing twice
+
+
+def test_folder_transport_absolute_folder(tmp_path):
+    target = tmp_path / "pickup" / "nested"
+    settings, clock = setup(tmp_path, free_port(), "anna@example.org", transport="folder", folder=target)
+    assert run(settings, clock).folder == str(target)
+    [eml] = target.iterdir()
+    assert message_from_bytes(eml.read_bytes(), policy=policy.default)["To"] == "anna@example.org"
+
+
+def test_unusable_folder_fails_and_messages_stay_queued(tmp_path):
+    settings, clock = setup(tmp_path, free_port(), "anna@example.org", "ben@example.org", transport="folder")
+    settings.mail_path.write_text("a file where the mail folder should be\n")  # also fails for root
+    with pytest.raises(TaskFailed, match="2 of 2 message\\(s\\) not delivered") as info:
+        run(settings, clock)
+    assert info.value.result.model_dump() == {"sent": 0, "failed": 2, "parked": 0, "remaining": 2,
+                                              "folder": str(settings.mail_path)}
+    messages = outbox(settings)
+    assert all(m.sent_at is None and m.attempts == 1 and "FileExistsError" in m.last_error for m in messages)
+    assert all(m.next_attempt_at == NOW + timedelta(seconds=60) for m in messages)
+
+    settings.mail_path.unlink()  # fixed: the next due run writes them
+    clock.now = NOW + timedelta(seconds=60)
+    assert run(settings, clock).sent == 2
+    assert len(list(settings.mail_path.glob("*.eml"))) == 2

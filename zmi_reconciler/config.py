@@ -23,9 +23,19 @@ class ConfigError(Exception):
 
 
 class SmtpSettings(BaseModel):
-    """Outgoing mail for ``send_notifications``. ``security``: ``plain`` | ``starttls`` | ``ssl``."""
+    """Outgoing mail for ``send_notifications``. ``security``: ``plain`` | ``starttls`` | ``ssl``.
+
+    ``transport``: ``smtp`` (default) sends over the server below; ``folder`` needs no server and writes each
+    message as an RFC 5322 ``.eml`` file into ``folder`` (a demo or first install; like Django's file e-mail
+    backend or a Postfix pickup folder). Environment override: ``ZMI_MAIL_TRANSPORT``.
+    """
 
     model_config = ConfigDict(extra="forbid")
+    #: ``smtp``: deliver over SMTP (host, port, ...); ``folder``: write ``.eml`` files into ``folder``.
+    transport: Literal["smtp", "folder"] = "smtp"
+    #: Where ``transport = "folder"`` writes the ``.eml`` files; relative to data_dir unless absolute
+    #: (:attr:`Settings.mail_path`). Created when missing.
+    folder: Path = Path("mail")
     host: str = "localhost"
     port: int = 25
     security: Literal["plain", "starttls", "ssl"] = "plain"
@@ -133,6 +143,11 @@ class Settings(BaseModel):
         return self.under_data(self.masterdata_file)
 
     @property
+    def mail_path(self) -> Path:
+        """The ``.eml`` folder of ``smtp.transport = "folder"`` (``smtp.folder`` resolved against data_dir)."""
+        return self.under_data(self.smtp.folder)
+
+    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.default_timezone)
 
@@ -172,6 +187,10 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, overrides: 
     for var, key in _ENV.items():
         if var in environ and environ[var] != "":
             values[key] = environ[var]
+    if environ.get("ZMI_MAIL_TRANSPORT"):  # nested: [smtp] transport; the file's other [smtp] keys are kept
+        smtp = values.get("smtp", {})
+        if isinstance(smtp, dict):
+            values["smtp"] = {**smtp, "transport": environ["ZMI_MAIL_TRANSPORT"]}
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         settings = Settings.model_validate(values)

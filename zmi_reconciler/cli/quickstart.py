@@ -4,16 +4,22 @@ When the data dir holds no tna store yet, it seeds the demo (master data, holida
 demo terminal export into the inbox, where the example ``terminal-import`` schedule picks it up. It then
 prints where things are and what will happen next, and runs :mod:`zmi_reconciler.cli.serve` with the same
 arguments. An existing data dir is never touched.
+
+Without a mail server configured (no ``ZMI_MAIL_TRANSPORT``, no ``[smtp]`` in the settings file),
+``send_notifications`` writes ``.eml`` files into ``<data_dir>/mail`` instead of failing against localhost:25
+(see :func:`wants_mail_folder`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Mapping
 from datetime import datetime
 
 from zmi_reconciler.cli import serve
-from zmi_reconciler.config import ConfigError, Settings, settings_from_args
+from zmi_reconciler.config import ConfigError, Settings, SmtpSettings, settings_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +46,13 @@ def seed_if_empty(settings: Settings) -> list[str]:
     ]
 
 
+def wants_mail_folder(settings: Settings, environ: Mapping[str, str]) -> bool:
+    """True when the demo should deliver mail into the ``.eml`` folder (``ZMI_MAIL_TRANSPORT=folder``): the
+    environment sets no ``ZMI_MAIL_TRANSPORT`` and ``settings.smtp`` is all defaults (no ``[smtp]`` configured,
+    so SMTP would go to localhost:25, which a first install rarely has)."""
+    return not environ.get("ZMI_MAIL_TRANSPORT") and settings.smtp == SmtpSettings()
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
@@ -48,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for line in seed_if_empty(settings):
         print(f"quickstart: {line}", flush=True)
+    if wants_mail_folder(settings, os.environ):
+        os.environ["ZMI_MAIL_TRANSPORT"] = "folder"  # serve.run loads the settings again, with this
+        print(f"quickstart: mail     no SMTP server configured: messages are written to {settings.mail_path}/*.eml "
+              "(configure [smtp] in zmi-reconciler.toml to send)", flush=True)
     url = f"http://{settings.host}:{settings.port}"
     print(f"""quickstart: API      {url}/api/v1/schedules   (docs: {url}/schema)
 quickstart: token    {settings.data_dir / 'admin.token'} (written at first start; send as 'Authorization: Bearer <token>')

@@ -1,9 +1,16 @@
-"""``send_notifications`` ("Push Notifications versenden"): delivers the outbox over SMTP.
+"""``send_notifications`` ("Push Notifications versenden"): delivers the outbox over SMTP or into a folder.
 
-Transport: ``settings.smtp`` (host, port, ``security``: ``plain`` | ``starttls`` | ``ssl``; login when
-``username`` is set; ``ca_file`` adds a CA to the system trust store; certificates are always verified).
-One SMTP connection per run, opened only when a message is due; a dropped connection is reopened once per
-message.
+Transport ``smtp`` (``settings.smtp.transport``, the default): ``settings.smtp`` (host, port, ``security``:
+``plain`` | ``starttls`` | ``ssl``; login when ``username`` is set; ``ca_file`` adds a CA to the system trust
+store; certificates are always verified). One SMTP connection per run, opened only when a message is due; a
+dropped connection is reopened once per message.
+
+Transport ``folder`` (a demo or first install without a mail server; ``ZMI_MAIL_TRANSPORT=folder``): each
+message is written as an RFC 5322 ``.eml`` file (the same e-mail the SMTP path sends, CRLF line ends) into
+``settings.mail_path`` (``<data_dir>/mail`` by default), named ``<UTC created>-outbox-<id>.eml``; written to a
+temp file in that folder, fsynced, then renamed, so a reader never sees half a message; files are mode
+0600 (they carry personal data). A folder that cannot be created or written counts as a failed delivery, like
+an unreachable SMTP server.
 
 Each due message (unsent, ``next_attempt_at`` reached, fewer than ``max_attempts`` attempts; oldest first, at
 most ``batch``) is sent as a plain-text e-mail from ``smtp.sender``. On success it is marked sent (kept: the
@@ -18,11 +25,15 @@ shows in the run status; the messages stay queued.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import smtplib
 import ssl
-from datetime import datetime, timedelta
+import tempfile
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -43,6 +54,8 @@ class Result(TaskResult):
     failed: int = 0
     parked: int = 0
     remaining: int = 0
+    #: Transport ``folder``: the absolute folder the ``.eml`` files went to; None for SMTP.
+    folder: str | None = None
 
 
 def backoff(attempts: int, params: Params) -> timedelta:
@@ -93,7 +106,7 @@ class SmtpTransport:
             raise
         return client
 
-    def send(self, mail: EmailMessage) -> None:
+    def send(self, mail: EmailMessage, outbox_id: int) -> None:
         """Send one e-mail; reconnects once when the server dropped the connection."""
         for attempt in (1, 2):
             if self._client is None:
@@ -113,6 +126,43 @@ class SmtpTransport:
             except (smtplib.SMTPException, OSError):
                 self._client.close()
             self._client = None
+
+
+class FolderTransport:
+    """Writes each e-mail as an ``.eml`` file into ``folder`` (created when missing): temp file, fsync, rename.
+
+    Raises :class:`OSError` when the folder cannot be created or written.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def file_name(self, mail: EmailMessage, outbox_id: int) -> str:
+        """``<UTC created>-outbox-<id>.eml``: sorts by creation, unique per outbox message."""
+        created = parsedate_to_datetime(mail["Date"]).astimezone(timezone.utc)
+        return f"{created:%Y%m%dT%H%M%SZ}-outbox-{outbox_id}.eml"
+
+    def send(self, mail: EmailMessage, outbox_id: int) -> Path:
+        """Write one e-mail (RFC 5322, CRLF line ends); returns the file. A retried message that was written
+        before but not marked sent replaces its earlier file (same name)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        target = self.folder / self.file_name(mail, outbox_id)
+        data = mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
+        fd, tmp_name = tempfile.mkstemp(dir=self.folder, prefix=f".outbox-{outbox_id}-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(tmp_name, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise
+        return target
+
+    def close(self) -> None:
+        pass
 
 
 #: Failures that concern one message (the server answered); anything else means the server is unusable.
@@ -135,16 +185,22 @@ def run(ctx: TaskContext, params: Params) -> Result:
     result = Result()
     errors: list[str] = []
     store = ctx.store()
-    transport = SmtpTransport(ctx.settings.smtp)
+    smtp = ctx.settings.smtp
+    transport: SmtpTransport | FolderTransport
+    if smtp.transport == "folder":
+        transport = FolderTransport(ctx.settings.mail_path)
+        result.folder = str(ctx.settings.mail_path)
+    else:
+        transport = SmtpTransport(smtp)
     try:
         due = store.due_messages(ctx.clock(), limit=params.batch, max_attempts=params.max_attempts)
-        server_error: str | None = None  # once the server is unreachable, the rest of the batch fails with it
+        server_error: str | None = None  # once the server/folder is unusable, the rest of the batch fails with it
         for message in due:
             ctx.check_cancelled()
             error = server_error
             if error is None:
                 try:
-                    transport.send(build_email(message, ctx.settings.smtp.sender))
+                    transport.send(build_email(message, smtp.sender), message.id)
                 except MESSAGE_ERRORS as exc:
                     error = _error_text(exc)
                 except (smtplib.SMTPException, OSError) as exc:
@@ -168,6 +224,9 @@ def run(ctx: TaskContext, params: Params) -> Result:
     finally:
         transport.close()
         store.close()
+    if result.folder is not None:
+        ctx.log(f"wrote {result.sent} message{'' if result.sent == 1 else 's'} to {result.folder} (transport folder)",
+                folder=result.folder)
     ctx.log(f"{result.sent} sent, {result.failed} failed, {result.remaining} queued, {result.parked} parked")
     if result.failed:
         raise TaskFailed(f"{result.failed} of {result.sent + result.failed} message(s) not delivered "
