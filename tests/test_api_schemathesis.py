@@ -38,7 +38,8 @@ def test_served_document_is_openapi_31(env):
     ops = _operations(env)
     labels = {op.label for op in ops}
     assert "POST /api/v1/schedules/{schedule_id}/runs" in labels and "GET /api/v1/runs/{run_id}" in labels
-    assert len(ops) == 24
+    assert len(ops) == 25
+    assert "GET /api/v1/unassigned-bookings" in labels
 
 
 def test_no_5xx_and_no_schema_violations(env):

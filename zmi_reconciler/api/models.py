@@ -296,6 +296,43 @@ class EmployeeMonths(_Out):
     items: list[MonthValue]
 
 
+IdentKind = Literal["pin", "personnel_number"]
+
+
+class UnassignedItem(_Out):
+    """A terminal booking whose PIN (ATTLOG) or personnel number (CSV) matches no employee: kept, and
+    attached when an employee with that PIN / number is added to the master data."""
+
+    pin: str = Field(description="the PIN (or, for `kind` personnel_number, the personnel number) as booked",
+                     examples=["1007"])
+    kind: IdentKind = Field(description="pin: from an ATTLOG export; personnel_number: from a CSV export")
+    local_time: datetime = Field(description="the booking's local time in the server's zone, with its UTC offset",
+                                 examples=["2026-10-09T17:33:57+02:00"])
+    date: _dt.date = Field(description="local date")
+    direction: Literal["come", "go"] | None = Field(
+        description="the file's direction if trusted; null: come/go alternate once attached")
+    source: str = Field(description="where it came from: terminal:<file name>", examples=["terminal:attlog.dat"])
+
+
+class UnassignedPin(_Out):
+    """How many unassigned bookings one unknown PIN / personnel number has, and their local time span."""
+
+    pin: str = Field(examples=["1007"])
+    kind: IdentKind
+    bookings: int = Field(ge=1)
+    first: datetime = Field(description="local time of the earliest booking (with UTC offset)")
+    last: datetime = Field(description="local time of the latest booking (with UTC offset)")
+
+
+class UnassignedBookings(_Out):
+    """Bookings of unknown PINs / personnel numbers (``GET /unassigned-bookings``)."""
+
+    total: int = Field(ge=0, description="number of bookings listed in `items`")
+    summary: list[UnassignedPin] = Field(description="per PIN / personnel number: PINs first, numeric ones by "
+                                                     "value (77 before 1007)")
+    items: list[UnassignedItem] = Field(description="in the order of `summary`, then by time")
+
+
 class ClosingRequest(BaseModel):
     """POST /closing body: close every month up to and including ``through``."""
 

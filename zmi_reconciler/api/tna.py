@@ -1,4 +1,5 @@
-"""The API's view of the tna store: employees, daily and monthly values (read), month closing (write).
+"""The API's view of the tna store: employees, daily and monthly values, unassigned bookings (read), month
+closing (write).
 
 :class:`TnaService` opens the store for each call and closes it again (``open_store``, default
 ``Store.open(settings.database_path, zone=settings.zone)``): SQLite connections then never cross threads,
@@ -15,12 +16,13 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
 from zmi_reconciler.api.models import (ClosingResult, DayBooking, DayOverview, DayValue, EmployeeClosing,
-                                       EmployeeDays, EmployeeInfo, EmployeeList, EmployeeMonths, MonthValue)
+                                       EmployeeDays, EmployeeInfo, EmployeeList, EmployeeMonths, MonthValue,
+                                       UnassignedBookings, UnassignedItem, UnassignedPin)
 from zmi_reconciler.api.problems import FieldError, InvalidRequest, NotFound
 from zmi_reconciler.config import Settings
 from zmi_reconciler.tasks.base import utc_now
 from zmi_reconciler.tna.models import DailyValue
-from zmi_reconciler.tna.store import Employee, StoredBooking, Store
+from zmi_reconciler.tna.store import Employee, StoredBooking, Store, normalize_pin
 
 #: Longest range of ``GET /employees/{n}/daily-values`` in days (inclusive; a leap year).
 MAX_RANGE_DAYS = 366
@@ -51,6 +53,11 @@ def parse_month(param: str, text: str) -> tuple[int, int]:
             and 1 <= int(month) <= 12 and int(year) >= 1):
         raise invalid(param, f"{text!r} is not a month (YYYY-MM)")
     return int(year), int(month)
+
+
+def _natural(ident: str) -> tuple[int, int, str]:
+    """Sort key: numeric identifiers by value (``77`` before ``1007``), then the others as text."""
+    return (0, int(ident), "") if ident.isdigit() else (1, 0, ident)
 
 
 class TnaService:
@@ -116,6 +123,33 @@ class TnaService:
             found = [store.monthly_value(employee.id, year, month) for month in range(1, 13)]  # type: ignore[arg-type]
         items = [MonthValue(**{k: getattr(v, k) for k in MonthValue.model_fields}) for v in found if v is not None]
         return EmployeeMonths(personnel_number=employee.personnel_number, year=year, items=items)
+
+    def unassigned_bookings(self, pin: str | None = None) -> UnassignedBookings:
+        """Bookings of PINs / personnel numbers that match no employee (kept by the importer, attached when
+        the employee is added), with a per-PIN summary. Order: PINs before personnel numbers, numeric ones
+        by value (77 before 1007), then by time. ``pin``: only this PIN or personnel number (a PIN is
+        compared like the importer does: leading zeros of a numeric PIN do not count)."""
+        with self.store() as store:
+            rows = store.unassigned()
+        if pin is not None:
+            wanted = pin.strip()
+            rows = [b for b in rows if b.ident == (normalize_pin(wanted) if b.ident_kind == "pin" else wanted)]
+        rows.sort(key=lambda b: (b.ident_kind != "pin", _natural(b.ident), b.at))
+        items = [UnassignedItem(pin=b.ident, kind=b.ident_kind, local_time=b.at.astimezone(self.zone),  # type: ignore[arg-type]
+                                date=b.local_date or b.at.astimezone(self.zone).date(),
+                                direction=b.direction, source=b.source)  # type: ignore[arg-type]
+                 for b in rows]
+        summary: dict[tuple[str, str], UnassignedPin] = {}
+        for item in items:
+            entry = summary.get((item.kind, item.pin))
+            if entry is None:
+                summary[(item.kind, item.pin)] = UnassignedPin(pin=item.pin, kind=item.kind, bookings=1,
+                                                               first=item.local_time, last=item.local_time)
+            else:
+                entry.bookings += 1
+                entry.first = min(entry.first, item.local_time)
+                entry.last = max(entry.last, item.local_time)
+        return UnassignedBookings(total=len(items), summary=list(summary.values()), items=items)
 
     # closing -----------------------------------------------------------------------------------------------
 

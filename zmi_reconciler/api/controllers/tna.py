@@ -1,5 +1,5 @@
-"""Time and attendance: employees, daily values (with bookings), monthly values (read role) and month
-closing (write role). Dates are local dates of the server's zone; durations are integer minutes."""
+"""Time and attendance: employees, daily values (with bookings), monthly values, unassigned bookings
+(read role) and month closing (write role). Dates are local dates of the server's zone; durations are integer minutes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from zmi_reconciler.api.controllers import problems, read_document
 from zmi_reconciler.api.controllers.schedules import call
 from zmi_reconciler.api.models import (ClosingRequest, ClosingResult, DayOverview, EmployeeDays, EmployeeList,
-                                       EmployeeMonths, ReopenRequest)
+                                       EmployeeMonths, ReopenRequest, UnassignedBookings)
 from zmi_reconciler.api.problems import FieldError, InvalidRequest
 from zmi_reconciler.api.tna import TnaService
 
@@ -75,6 +75,18 @@ class TnaController(Controller):
                                                                    description="default: this year")] = None
                         ) -> EmployeeMonths:
         return tna.employee_months(personnel_number, year)
+
+    @get("/unassigned-bookings", operation_id="unassignedBookings",
+         summary="Bookings of unknown PINs, kept until the employee is added",
+         description="Terminal bookings whose PIN (ATTLOG) or personnel number (CSV) matches no employee. "
+                     "They attach automatically when the employee is added to the master data "
+                     "(`zmi-reconciler masterdata FILE`). `summary` counts them per PIN.",
+         responses=problems(), sync_to_thread=True)
+    def unassigned_bookings(self, tna: Tna,
+                            pin: Annotated[str | None, QueryParameter(
+                                description="only this PIN or personnel number", max_length=64)] = None
+                            ) -> UnassignedBookings:
+        return tna.unassigned_bookings(pin)
 
     @post("/closing", operation_id="closeMonths", summary="Close months up to and including `through`",
           description="ZMI month closing: closed months are never recalculated and their bookings are "
