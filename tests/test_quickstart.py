@@ -55,3 +55,23 @@ def test_run_switches_to_mail_folder_before_serving(tmp_path, monkeypatch, capsy
     assert seen["settings"].smtp.transport == "folder"
     assert (f"quickstart: mail     no SMTP server configured: messages are written to {tmp_path / 'var' / 'mail'}"
             "/*.eml (configure [smtp] in zmi-reconciler.toml to send)") in capsys.readouterr().out.splitlines()
+
+
+def test_upcoming_lists_schedules_soonest_first_with_local_next_fire(tmp_path):
+    from datetime import datetime, timezone
+
+    from zmi_reconciler.cli.quickstart import upcoming
+
+    sched = tmp_path / "schedules.d"
+    sched.mkdir()
+    (sched / "a.yaml").write_text('name: A\ntiming: {type: daily, at: "05:00"}\ntasks:\n  - task: calculate_days\n')
+    (sched / "b.yaml").write_text("name: B\ntiming: {type: minutes, every: 2}\ntasks:\n  - task: import_bookings\n")
+    (sched / "c.yaml").write_text("name: C\ntiming: {type: manual}\ntasks:\n  - task: backup_database\n")
+    (sched / "d.yaml").write_text("name: D\ntiming: {type: hourly}\ntasks: []\n")
+    settings = load_settings(None, overrides={"data_dir": tmp_path / "var", "schedules_dir": sched},
+                             environ={"ZMI_CONFIG": str(tmp_path / "absent")})
+    lines = upcoming(settings, datetime(2026, 11, 29, 12, 1, tzinfo=timezone.utc))
+    assert lines[0].startswith("b (") and "next Sun 2026-11-29 13:02 CET" in lines[0]
+    assert lines[1].startswith("a (") and "next Mon 2026-11-30 05:00 CET" in lines[1]
+    assert lines[2] == "c (manual (only when triggered)): backup_database"
+    assert lines[3].startswith("d: not loaded: ") and "E025" in lines[3]

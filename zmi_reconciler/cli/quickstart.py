@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 
 from zmi_reconciler.cli import serve
 from zmi_reconciler.config import ConfigError, Settings, SmtpSettings, settings_from_args
@@ -53,10 +53,37 @@ def wants_mail_folder(settings: Settings, environ: Mapping[str, str]) -> bool:
     return not environ.get("ZMI_MAIL_TRANSPORT") and settings.smtp == SmtpSettings()
 
 
+def upcoming(settings: Settings, now_utc: datetime, limit: int = 8) -> list[str]:
+    """One line per schedule of ``settings.schedules_dir``, soonest first: id, timing, next fire (local time of
+    the schedule's zone); invalid files are named with their first error. Read from the files as they are now."""
+    from zmi_reconciler.loader import load_paths
+    from zmi_reconciler.timing import describe, next_fire
+
+    rows: list[tuple[datetime, str]] = []
+    never = datetime.max.replace(tzinfo=timezone.utc)
+    for result in load_paths([settings.schedules_dir]) if settings.schedules_dir.is_dir() else []:
+        schedule = result.schedule
+        if schedule is None:
+            first = result.errors[0].text() if result.errors else "invalid"
+            rows.append((never, f"{result.schedule_id}: not loaded: {first}"))
+            continue
+        zone = schedule.zone(settings.default_timezone)
+        fire = next_fire(schedule.timing, zone, now_utc) if schedule.enabled else None
+        when = (f"; {fire.astimezone(zone):next %a %Y-%m-%d %H:%M %Z}" if fire is not None
+                else "; paused" if not schedule.enabled else "")
+        tasks = " -> ".join(entry.task for entry in schedule.tasks)
+        rows.append((fire or never, f"{result.schedule_id} ({describe(schedule.timing)}{when}): {tasks}"))
+    rows.sort(key=lambda row: row[0])
+    return [text for _, text in rows[:limit]]
+
+
 def run(args: argparse.Namespace) -> int:
+    from zmi_reconciler.locks import StoreBusyError, acquire_server_lock
+
     try:
         settings = settings_from_args(args)
-    except ConfigError as exc:
+        acquire_server_lock(settings).release()  # refuse before seeding or printing anything misleading
+    except (ConfigError, StoreBusyError, OSError) as exc:
         print(f"zmi-reconciler: {exc}", file=sys.stderr)
         return 2
     for line in seed_if_empty(settings):
@@ -66,12 +93,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"quickstart: mail     no SMTP server configured: messages are written to {settings.mail_path}/*.eml "
               "(configure [smtp] in zmi-reconciler.toml to send)", flush=True)
     url = f"http://{settings.host}:{settings.port}"
+    token = settings.data_dir / "admin.token"
+    schedules = "\n".join(f"                     {line}" for line in upcoming(settings, datetime.now(timezone.utc)))
     print(f"""quickstart: API      {url}/api/v1/schedules   (docs: {url}/schema)
-quickstart: token    {settings.data_dir / 'admin.token'} (written at first start; send as 'Authorization: Bearer <token>')
+quickstart: token    {token} (written at first start; send as 'Authorization: Bearer <token>')
 quickstart: journal  {settings.journal_path}/<UTC date>.jsonl
-quickstart: next     schedules from {settings.schedules_dir}: 'terminal-import' imports the inbox every 2 minutes,
-                     'nightly' backs up and calculates days and months at 05:00, 'alive' beats every 5 minutes.
-                     Run one now:  curl -X POST -H "Authorization: Bearer $(cat {settings.data_dir / 'admin.token'})" \\
+quickstart: next     schedules from {settings.schedules_dir}:
+{schedules}
+                     Run one now:  curl -X POST -H "Authorization: Bearer $(cat {token})" \\
                                    '{url}/api/v1/schedules/nightly/runs?wait=60'
 quickstart: stop     Ctrl-C (running tasks get {settings.shutdown_grace_seconds:.0f} s to finish)""", flush=True)
     return serve.run(args)
