@@ -240,6 +240,8 @@ def test_close_through_and_reopen_from(store, emp):
     assert [store.monthly_value(emp, 2026, m).closed for m in (1, 2, 3)] == [True, False, False]
     store.edit_booking(feb, at=local(2026, 2, 10, 9))  # open again
     assert store.reopen_from(2025, 1) == 1 and store.closed_through(emp) == (2024, 12)
+    assert store.reopen_from(1, 1) == 1 and store.closed_through(emp) is None  # from the first month: none closed
+    assert [store.monthly_value(emp, 2026, m).closed for m in (1, 2, 3)] == [False, False, False]
 
 
 # --- values ---------------------------------------------------------------------------------------------

@@ -855,9 +855,10 @@ class Store:
 
     def reopen_from(self, year: int, month: int, employee_ids: Iterable[int] | None = None) -> int:
         """Reopen ``year-month`` and every later month for the employees (all when None): their closing
-        moves back to the month before. Returns the number of employees whose closing moved."""
-        first = date(year, month, 1)
-        before = first - timedelta(days=1)
+        moves back to the month before (none closed when ``year-month`` is 0001-01). Returns the number of
+        employees whose closing moved."""
+        previous = None if (year, month) == (1, 1) else (
+            month_key(year, month - 1) if month > 1 else month_key(year - 1, 12))
         key = month_key(year, month)
         with self.transaction():
             ids = self._ids(employee_ids)
@@ -865,7 +866,7 @@ class Store:
             for emp in ids:
                 cur = self._conn.execute(
                     "UPDATE employees SET closed_through = ?, updated_at = ? WHERE id = ? AND closed_through >= ?",
-                    (month_key(before.year, before.month), self._now(), emp, key))
+                    (previous, self._now(), emp, key))
                 moved += cur.rowcount
                 self._sync_closed_flags(emp)
         return moved
