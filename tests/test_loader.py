@@ -412,3 +412,21 @@ def test_file_finding_names_the_path_as_given(tmp_path, monkeypatch):
 def test_file_named_twice_is_loaded_once(tmp_path):
     write(tmp_path / "a.yaml")
     assert [r.file.name for r in load_paths([tmp_path, tmp_path / "a.yaml"])] == ["a.yaml"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_fifo_is_not_opened_but_reported(tmp_path):
+    """A FIFO named like a schedule must not block the loader (open() on a FIFO waits for a writer)."""
+    import threading
+
+    write(tmp_path / "good.yaml")
+    os.mkfifo(tmp_path / "fifo.yaml")
+    out: list[list[LoadResult]] = []
+    worker = threading.Thread(target=lambda: out.append(load_paths([tmp_path])), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "loading a folder with a FIFO blocked"
+    (fifo, good) = out[0]
+    assert where(fifo) == [(1, 1, "E015", "")] and fifo.schedule is None
+    assert "not a regular file" in fifo.findings[0].message
+    assert good.schedule is not None and good.findings == []

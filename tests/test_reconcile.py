@@ -336,3 +336,23 @@ def test_watch_applies_edits_and_survives_folder_recreation(env) -> None:
         stop.set()
         thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_fifo_in_folder_is_flagged_without_blocking(env) -> None:
+    """open() on a FIFO blocks until a writer comes; the reconciler thread (and with it the API) must not."""
+    folder, runner, journal, rec = env
+    (folder / "nightly.yaml").write_text(NIGHTLY)
+    os.mkfifo(folder / "fifo.yaml")
+    out: list[list[Change]] = []
+    worker = threading.Thread(target=lambda: out.append(rec.reconcile_all()), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "reconcile_all blocked on a FIFO"
+    assert out[0] == [Change("fifo", "invalid"), Change("nightly", "loaded")]
+    fifo = rec.state("fifo")
+    assert fifo is not None and fifo.degraded and not fifo.running
+    assert [f.code for f in fifo.findings] == ["E015"]
+    assert [c[:2] for c in runner.calls] == [("apply", "nightly")]
+    assert rec.reconcile_all() == []  # flagged once, not on every pass
+    assert [e["code"] for e in _events(journal, "schedule_invalid")] == ["E015"]

@@ -28,6 +28,7 @@ E011  empty file (no document, or a document that is only ``null``)
 E012  a mapping is expected but the file has a list or a scalar there (top level or a nested field)
 E013  unsupported YAML tag (``!python/object`` and friends; only plain YAML types are allowed)
 E014  nesting deeper than the limit
+E015  not a regular file (a FIFO, socket or device): never opened, so reading cannot block
 E020  invalid value: wrong type, out of range, wrong format (the message says what was expected)
 E021  unknown key (the message lists the allowed keys)
 E022  missing required key
@@ -44,7 +45,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
+import stat
 import types
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -72,7 +75,7 @@ CODES: dict[str, str] = {
     "E004": "symlink outside the folder", "E005": "not UTF-8", "E006": "tab in indentation",
     "E007": "YAML syntax error", "E008": "duplicate key", "E009": "several documents",
     "E010": "alias expansion beyond limit", "E011": "empty file", "E012": "mapping expected",
-    "E013": "unsupported YAML tag", "E014": "nesting too deep", "E020": "invalid value", "E021": "unknown key",
+    "E013": "unsupported YAML tag", "E014": "nesting too deep", "E015": "not a regular file", "E020": "invalid value", "E021": "unknown key",
     "E022": "missing key", "E023": "unknown task", "E024": "unavailable task", "E025": "unknown timing type",
     "E030": "duplicate schedule id",
     "W001": "calculation before backup", "W002": "duplicate schedule name", "W003": "DST gap or fold",
@@ -175,7 +178,16 @@ def load_schedule_file(path: Path, root: Path | None = None) -> LoadResult:
             return _result(path, [_finding(name, 1, 1, "E004", f"symlink points outside the folder {root}: "
                                                                 f"{target}; copy the file instead")], b"")
     try:
-        with open(path, "rb") as fh:
+        mode = os.stat(path).st_mode  # follows a symlink (checked above to stay inside the folder)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(mode):
+            return _result(path, [_not_regular(name)], b"")
+        # O_NONBLOCK: a FIFO swapped in after the stat must not block open() (the reconciler thread)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return _result(path, [_not_regular(name)], b"")
             data = fh.read(MAX_FILE_BYTES + 1)
             if len(data) > MAX_FILE_BYTES:
                 digest = hashlib.sha256(data)
@@ -238,7 +250,7 @@ def _load(data: bytes, path: Path) -> LoadResult:
     if len(data) > MAX_FILE_BYTES:
         return _result(path, [_too_large(name)], data)
     findings: list[Finding] = []
-    if not (SCHEDULE_ID_RE.match(path.stem) and path.suffix in SUFFIXES):
+    if not (SCHEDULE_ID_RE.fullmatch(path.stem) and path.suffix in SUFFIXES):
         findings.append(_finding(name, 1, 1, "E003", f"file name {path.name!r} is not a valid schedule file name: "
                                                      "expected <id>.yaml or <id>.yml with id made of a-z, 0-9, "
                                                      "'_' and '-', starting with a letter or digit, at most 63 "
@@ -285,6 +297,11 @@ def _stem(path: Path) -> str:
 
 def _finding(file: str, line: int, column: int, code: str, message: str, path: PathTuple = ()) -> Finding:
     return Finding(file, line, column, path_str(path), code, "error", message)
+
+
+def _not_regular(name: str) -> Finding:
+    return _finding(name, 1, 1, "E015", "not a regular file (a FIFO, socket or device); a schedule file must be a "
+                                        "plain file, it is not opened")
 
 
 def _too_large(name: str) -> Finding:

@@ -32,6 +32,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -224,7 +225,8 @@ class Reconciler:
 
     def _hash_if_changed(self, path: str) -> str | None:
         """SHA-256 of the file if it may have changed since the last read, else the cached hash; None when it
-        cannot be read (the loader will report why)."""
+        cannot be read or is not a regular file (the loader will report why, E001/E015, without opening a
+        FIFO)."""
         try:
             st = os.stat(path)
         except OSError:
@@ -234,8 +236,14 @@ class Reconciler:
         cached = self._stats.get(path)
         if cached is not None and cached[0] == key and time.time() - st.st_mtime_ns / 1e9 >= RACY_SECONDS:
             return cached[1]
+        if not stat.S_ISREG(st.st_mode):  # a FIFO/socket/device: never open it (open() on a FIFO blocks)
+            self._stats.pop(path, None)
+            return None
         try:
-            with open(path, "rb") as handle:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            with open(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped after the stat
+                    return None
                 digest = hashlib.sha256(handle.read()).hexdigest()
         except OSError:
             return None
