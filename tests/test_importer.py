@@ -286,3 +286,51 @@ def test_parse_detects_format_and_counts_lines():
     assert (fmt, lines, len(taps), rejected) == ("attlog", 1, 1, [])
     fmt, lines, taps, rejected = parse("1,2026-04-01 08:00\n", BERLIN)
     assert (fmt, lines, taps[0].ident_kind) == ("csv", 1, "personnel_number")
+
+
+# --- QA: out-of-range years and header detection ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01 00:00", "01.01.0001 00:30", "9999-12-31 23:59", "1969-12-31 23:00",
+                                   "2101-01-01 00:00", "1970-01-01 00:30"])
+def test_out_of_range_timestamp_is_a_rejected_line_not_an_overflow(store, stamp):
+    # 0001-01-01 00:00 Berlin and 9999-12-31 23:59 Berlin overflowed datetime on the UTC conversion;
+    # 1970-01-01 00:30 Berlin is 1969-12-31 23:30 UTC (before 1970 in UTC)
+    emp = add(store, "2001")
+    text = f"2001,2026-04-01 08:00,come\n2001,{stamp},go\n2001,2026-04-01 16:00,go\n"
+    report = import_text(store, text, "y.csv")
+    assert (report.lines, report.new, [r.line for r in report.rejected]) == (3, 2, [2])
+    assert "out of range (1970..2100)" in report.rejected[0].reason
+    assert report.rejected[0].text == f"2001,{stamp},go"
+    assert bookings(store, emp, date(2026, 4, 1)) == [("08:00:00", "come"), ("16:00:00", "go")]
+
+
+def test_out_of_range_timestamp_in_attlog_is_rejected(store):
+    add(store, "1", "1")
+    text = "1\t0001-01-01 00:00:00\t1\t0\t0\n1\t2026-04-01 08:00:00\t1\t0\t0\n"
+    report = import_text(store, text, "a.dat")
+    assert (report.lines, report.new, [r.line for r in report.rejected]) == (2, 1, [1])
+
+
+def test_bounds_of_the_year_range_import(store):
+    emp = add(store, "2001")
+    report = import_text(store, "2001,1970-01-01 01:00\n2001,2100-12-31 23:59\n", "y.csv")
+    assert (report.lines, report.new, report.rejected) == (2, 2, [])
+    assert [b.at for b in store.bookings_between(date(1970, 1, 1), date(2100, 12, 31))[emp]] == [
+        datetime(1970, 1, 1, 0, 0, tzinfo=timezone.utc), datetime(2100, 12, 31, 22, 59, tzinfo=timezone.utc)]
+
+
+@pytest.mark.parametrize("line", ["1007,2026-11-20T18:00:00+99:00,go", "1001,20261120T0800,go", "1001,bogus,go"])
+def test_single_bad_data_line_is_rejected_not_taken_for_a_header(store, line):
+    report = import_text(store, line + "\n", "z.csv")
+    assert (report.lines, report.new, report.unassigned, [r.line for r in report.rejected]) == (1, 0, 0, [1])
+    assert report.rejected[0].reason.startswith("bad timestamp")
+
+
+@pytest.mark.parametrize("header", ["personnel_number,timestamp,direction", "Nr;Zeit;Richtung", "who,when,what",
+                                    "PIN;Date"])
+def test_header_lines_are_still_recognised(store, header):
+    add(store, "9")
+    sep = ";" if ";" in header else ","
+    report = import_text(store, f"{header}\n9{sep}2026-04-01 08:00\n9{sep}bad\n", "h.csv")
+    assert (report.lines, report.new, [r.line for r in report.rejected]) == (2, 1, [3])

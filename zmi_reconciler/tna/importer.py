@@ -32,7 +32,9 @@ Rules:
   that PIN / number is created. The report names every unknown PIN / number of the file in
   ``unknown_pins`` (also on a re-import, when its bookings are duplicates of the stored unassigned ones);
   ``unknown`` and ``unassigned`` count only the unassigned bookings stored by this import.
-- **Malformed lines** are reported with their line number and reason; the rest of the file imports.
+- **Malformed lines** are reported with their line number and reason; the rest of the file imports. A year
+  outside 1970..2100 (local or UTC) is malformed, also one that would overflow ``datetime`` on conversion.
+  The first CSV line is taken as a header only when it looks like one (:func:`_is_csv_header`).
   Bookings in a month closed for the employee are rejected the same way (closed months are read-only).
 """
 
@@ -142,17 +144,33 @@ class ImportReport:
 # --- parsing --------------------------------------------------------------------------------------------
 
 
+#: Plausible booking years (local and UTC); a timestamp outside is rejected as a line, never raised.
+MIN_YEAR = 1970
+MAX_YEAR = 2100
+
+
 def parse_timestamp(text: str, zone: ZoneInfo) -> datetime:
-    """A terminal timestamp (local unless it has an offset) -> aware UTC. Raises ValueError."""
+    """A terminal timestamp (local unless it has an offset) -> aware UTC. Raises ValueError, also for a year
+    outside :data:`MIN_YEAR`..:data:`MAX_YEAR` (local or UTC) and for a time that cannot be converted to UTC
+    (e.g. ``0001-01-01 00:00`` east of UTC, which would overflow ``datetime``)."""
     text = text.strip()
     m = _GERMAN_RE.match(text)
-    if m:
-        d, mo, y, h, mi, s = m.groups()
-        naive = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0))
-        return local_to_utc(naive, zone)
-    if len(text) < 16 or text[10] not in " T":
-        raise ValueError(f"expected a date and time like 2026-10-09 17:08:59, got {text!r}")
-    return local_to_utc(datetime.fromisoformat(text).replace(microsecond=0), zone)
+    try:
+        if m:
+            d, mo, y, h, mi, s = m.groups()
+            naive = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0))
+        else:
+            if len(text) < 16 or text[10] not in " T":
+                raise ValueError(f"expected a date and time like 2026-10-09 17:08:59, got {text!r}")
+            naive = datetime.fromisoformat(text).replace(microsecond=0)
+        if not MIN_YEAR <= naive.year <= MAX_YEAR:
+            raise ValueError(f"year {naive.year} out of range ({MIN_YEAR}..{MAX_YEAR}) in {text!r}")
+        at = local_to_utc(naive, zone)
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"timestamp {text!r} cannot be converted to UTC: {exc}") from None
+    if not MIN_YEAR <= at.year <= MAX_YEAR:
+        raise ValueError(f"year {at.year} (UTC) out of range ({MIN_YEAR}..{MAX_YEAR}) in {text!r}")
+    return at
 
 
 def detect_format(text: str) -> str:
@@ -183,8 +201,8 @@ def parse(text: str, zone: ZoneInfo, file_format: FileFormat = "auto", direction
         lines += 1
         try:
             taps.append(parser(number, raw, zone, direction_from_file, delimiter))
-        except ValueError as exc:
-            rejected.append(Rejected(number, str(exc), raw.strip()[:200]))
+        except (ValueError, OverflowError, OSError) as exc:  # one bad line never aborts the file
+            rejected.append(Rejected(number, str(exc) or type(exc).__name__, raw.strip()[:200]))
     return fmt, lines, taps, rejected
 
 
@@ -238,15 +256,30 @@ def _csv_delimiter(text: str) -> str:
     return ","
 
 
+#: Words that mark a CSV header line (English and German column names seen in terminal exports).
+_HEADER_WORDS = ("personnel", "number", "pin", "timestamp", "time", "date", "direction", "personal", "nummer",
+                 "zeit", "datum", "richtung", "buchung", "id", "employee", "mitarbeiter", "name")
+
+
 def _is_csv_header(raw: str, delimiter: str) -> bool:
+    """The first CSV line is a header only when its timestamp column is not timestamp-like (contains no digit
+    and does not parse) and the line looks like a header: a cell names a known column (``personnel_number``,
+    ``pin``, ``timestamp``, ``time``, ``date``, ``direction``, German ``Zeit``/``Datum``/``Richtung`` ...) or
+    the line has no digits at all. Anything else is a data line (imported or rejected with its number)."""
     row = next(csv.reader([raw], delimiter=delimiter))
     if len(row) < 2:
+        return False
+    if any(c.isdigit() for c in row[1]):
         return False
     try:
         parse_timestamp(row[1], ZoneInfo("UTC"))
         return False
     except ValueError:
-        return not _IDENT_RE.match(row[0].strip()) or any(c.isalpha() for c in row[1])
+        pass
+    if not any(c.isdigit() for c in raw):
+        return True
+    words = {w for cell in row for w in re.split(r"[^a-z]+", cell.strip().lower()) if w}
+    return any(w in words for w in _HEADER_WORDS)
 
 
 # --- importing ------------------------------------------------------------------------------------------
