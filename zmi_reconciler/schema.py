@@ -255,4 +255,4 @@ class Schedule(_Strict):
 
 def is_valid_id(schedule_id: str) -> bool:
     """True when ``schedule_id`` is a legal schedule id (file stem)."""
-    return bool(SCHEDULE_ID_RE.match(schedule_id))
+    return bool(SCHEDULE_ID_RE.fullmatch(schedule_id))  # fullmatch: "$" would accept a final "\n"

