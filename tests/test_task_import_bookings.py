@@ -185,3 +185,59 @@ def test_cancellation_between_files(settings):
     with pytest.raises(TaskCancelled):
         run(settings, cancel=cancel)
     assert (settings.inbox_path / "a.dat").exists()
+
+
+# --- QA: a file that breaks the importer must not block the inbox ------------------------------------------
+
+
+def test_overflowing_timestamp_is_a_rejected_line_and_the_rest_imports(settings):
+    inbox = settings.inbox_path
+    drop(inbox, "a-overflow.csv", "1001,0001-01-01 00:00,go\n1001,2026-10-09 08:00,come\n", age=200)
+    drop(inbox, "b-good.dat", ATTLOG, age=100)
+    result, _ = run(settings)
+    assert (result.files, result.files_failed, result.lines, result.lines_rejected, result.bookings_new) == (
+        2, 0, 7, 1, 4)
+    assert (inbox / "processed" / "a-overflow.csv.error.txt").read_text().startswith("line 1: bad timestamp: year 1")
+    assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == []
+
+
+def test_unexpected_importer_error_moves_the_file_to_failed_and_the_rest_imports(settings, monkeypatch):
+    from zmi_reconciler.tna import importer
+
+    real = importer.import_text
+
+    def broken(store, text, filename, **kw):
+        if filename == "a-bad.csv":
+            raise OverflowError("date value out of range")
+        return real(store, text, filename, **kw)
+
+    monkeypatch.setattr(importer, "import_text", broken)
+    inbox = settings.inbox_path
+    drop(inbox, "a-bad.csv", "1001,2026-10-09 08:00,come\n", age=200)
+    drop(inbox, "b-good.dat", ATTLOG, age=100)
+    with pytest.raises(TaskFailed, match=r"1 file\(s\) moved to failed/: a-bad.csv") as info:
+        run(settings)
+    result = info.value.result
+    assert (result.files, result.files_failed, result.bookings_new) == (1, 1, 3)
+    assert sorted(p.name for p in (inbox / "failed").iterdir()) == ["a-bad.csv", "a-bad.csv.error.txt"]
+    assert (inbox / "failed" / "a-bad.csv.error.txt").read_text() == (
+        "a-bad.csv: import failed: OverflowError: date value out of range\n")
+    assert (inbox / "processed" / "b-good.dat").exists()
+    # the next run is not blocked: nothing left in the inbox
+    result, _ = run(settings)
+    assert (result.files, result.files_failed) == (0, 0)
+
+
+def test_store_error_leaves_the_file_in_the_inbox_for_a_retry(settings, monkeypatch):
+    import sqlite3
+
+    from zmi_reconciler.tna import importer
+
+    def locked(store, text, filename, **kw):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(importer, "import_text", locked)
+    path = drop(settings.inbox_path, "a.dat", ATTLOG)
+    with pytest.raises(TaskFailed, match="a.dat: import failed, file left in the inbox: OperationalError"):
+        run(settings)
+    assert path.exists() and not (settings.inbox_path / "failed").exists()

@@ -17,13 +17,16 @@ A name that exists already in ``processed/`` / ``failed/`` gets the run's UTC ti
 
 Files still being written are left for the next run: modified less than ``settle_seconds`` (default 2) ago
 by the file system's clock, or changed in size / modification time while they were read. A store error
-(database locked, disk full) leaves the file in the inbox and fails the task: the file is retried next time.
+(``sqlite3.Error`` / ``StoreError``: database locked, disk full) leaves the file in the inbox and fails the task:
+the file is retried next time. Any other exception while importing a file (an importer bug) moves it to
+``failed/`` with the exception in ``<name>.error.txt``, so one such file cannot block the inbox.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Literal
@@ -154,6 +157,7 @@ def run(ctx: TaskContext, params: Params) -> Result:
     to ``failed/``; the result reached so far rides on the exception."""
     from zmi_reconciler.config import PathEscapeError, confined_path
     from zmi_reconciler.tna.importer import UnreadableFileError, import_text
+    from zmi_reconciler.tna.store import StoreError
 
     settings = ctx.settings
     folder = inbox_folder(ctx, params)
@@ -200,9 +204,16 @@ def run(ctx: TaskContext, params: Params) -> Result:
             try:
                 report = import_text(store, text, path.name, file_format=params.format, debounce_seconds=debounce,
                                      direction_from_file=trust)
-            except Exception as exc:  # store failure: the file stays for the next run
+            except (sqlite3.Error, StoreError) as exc:  # store failure: the file stays for the next run
                 raise TaskFailed(f"{path.name}: import failed, file left in the inbox: "
                                  f"{type(exc).__name__}: {exc}", result) from exc
+            except Exception as exc:  # noqa: BLE001 - a file that breaks the importer must not block the inbox
+                reason = f"{path.name}: import failed: {type(exc).__name__}: {exc}"
+                move_to(path, folder / FAILED, stamp, reason + "\n")
+                result.files_failed += 1
+                failed_names.append(path.name)
+                ctx.log(f"{reason}; moved to {FAILED}/", level="error")
+                continue
             result.lines += report.lines
             result.lines_rejected += len(report.rejected)
             if report.lines and len(report.rejected) == report.lines:
