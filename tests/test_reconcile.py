@@ -356,3 +356,23 @@ def test_fifo_in_folder_is_flagged_without_blocking(env) -> None:
     assert [c[:2] for c in runner.calls] == [("apply", "nightly")]
     assert rec.reconcile_all() == []  # flagged once, not on every pass
     assert [e["code"] for e in _events(journal, "schedule_invalid")] == ["E015"]
+
+
+def test_unchanged_invalid_file_is_journaled_once(env, tmp_path) -> None:
+    """A symlink out of the folder (E004) is not read by the loader, so its hash never matched the reconciler's
+    read and ``schedule_invalid`` was journaled on every pass."""
+    folder, runner, journal, rec = env
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(NIGHTLY)
+    (folder / "escape.yaml").symlink_to(outside)
+    (folder / "broken.yaml").write_text(BROKEN_NIGHTLY)
+    assert rec.reconcile_all() == [Change("broken", "invalid"), Change("escape", "invalid")]
+    for _ in range(3):
+        assert rec.reconcile_all() == []
+    invalid = _events(journal, "schedule_invalid")
+    assert sorted((e["schedule"], e["code"]) for e in invalid) == [("broken", "E020"), ("escape", "E004")]
+    assert runner.calls == []
+    # A change of the findings is journaled again.
+    (folder / "broken.yaml").write_text(BROKEN_NIGHTLY.replace("25:00", "26:00"))
+    assert rec.reconcile_all() == [Change("broken", "invalid")]
+    assert len(_events(journal, "schedule_invalid")) == 3

@@ -284,8 +284,14 @@ class Reconciler:
     def _invalid(self, sid: str, result: LoadResult, state: ScheduleState | None, changes: list[Change]) -> None:
         running = state.schedule if state is not None else None
         running_hash = state.content_hash if state is not None else None
+        # Journal once per distinct (file content, findings): a file the loader does not read (a symlink out of
+        # the folder, E004) has another hash here than the reconciler's own read, so it is re-checked each pass.
+        repeated = (state is not None and state.degraded and state.file == result.file
+                    and state.file_hash == result.content_hash and state.findings == tuple(result.findings))
         self._states[sid] = ScheduleState(sid, result.file, running, running_hash, result.content_hash, True,
                                           tuple(result.findings), state.loaded_at if state else None, self._clock())
+        if repeated:
+            return
         errors = result.errors or result.findings
         first = errors[0] if errors else Finding(str(result.file), 1, 1, "", "E000", "error", "invalid file")
         self._journal("schedule_invalid", changes, "invalid", schedule=sid, file=first.file, line=first.line,
