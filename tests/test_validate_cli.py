@@ -211,3 +211,20 @@ def test_subprocess_python_m_and_no_heavy_imports(tmp_path):
     proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=60)
     assert proc.stdout.splitlines()[-1] == "1 []", proc.stderr
+
+
+@pytest.mark.parametrize("files", [{}, {"notes.txt": "x", ".hidden.yaml": GOOD}])
+def test_folder_without_schedule_files_is_an_io_error(capsys, tmp_path, files):
+    """Like actionlint without workflows: a mistyped or empty folder must not pass CI as "0 files checked"."""
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    code, out, err = run(capsys, str(folder), *NOW)
+    assert (code, out) == (2, "")
+    assert err == f"zmi-reconciler validate: no schedule files (*.yaml, *.yml) found in {folder}\n"
+
+
+def test_explicit_valid_file_still_exits_0(capsys):
+    make(Path("s"), good=GOOD)
+    assert run(capsys, "s/good.yaml", *NOW)[:2] == (0, "1 file checked: 0 errors, 0 warnings\n")

@@ -8,7 +8,7 @@ Output formats (``--format``):
   into annotations on the pull request; chosen automatically when ``GITHUB_ACTIONS=true``.
 
 Exit codes: 0 no errors (warnings allowed unless ``--strict``), 1 findings, 2 usage or I/O error (a path that
-does not exist, a file that cannot be read, invalid settings).
+does not exist, a file that cannot be read, no schedule files at all in the given folders, invalid settings).
 
 ``--explain`` prints each valid schedule's effective zone and next 5 fires, flagging DST gaps and folds,
 month-end shifts and fires inside ``exclude`` windows. It goes to stdout with text output and to stderr
@@ -72,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         results = load_paths(paths)
     except FileNotFoundError as exc:
         print(f"zmi-reconciler validate: {exc}", file=sys.stderr)
+        return 2
+    if not results:  # a mistyped or empty folder must not pass CI with "0 files checked"
+        where = ", ".join(str(p) for p in paths)
+        print(f"zmi-reconciler validate: no schedule files (*.yaml, *.yml) found in {where}", file=sys.stderr)
         return 2
     now = args.now or datetime.now(timezone.utc)
     from zmi_reconciler.lint import lint
