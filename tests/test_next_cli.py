@@ -151,3 +151,34 @@ def test_warnings_do_not_stop_next(sched_dir, capsys):
     assert code == 0
     # 2026-06-01 is a Monday
     assert json.loads(out) == ["2026-06-01T23:59:00+00:00", "2026-06-06T23:59:00+00:00", "2026-06-08T23:59:00+00:00"]
+
+
+@pytest.mark.parametrize("after", ["0001-01-01T00:00", "0001-01-01T00:00Z", "9999-12-31T23:59:59Z",
+                                   "1969-12-31T23:59:59Z", "2101-01-01T00:00:00Z", "2101-01-01T01:30+01:00"])
+def test_after_outside_1970_to_2100_is_a_usage_error(sched_dir, capsys, after):
+    # 0001-01-01T00:00 (Berlin) and 9999-12-31 overflowed datetime (traceback); 0001-01-01T00:00Z listed nothing
+    code, out, err = run_next(capsys, "nightly", "--after", after, "--schedules-dir", str(sched_dir))
+    assert (code, out) == (2, "")
+    assert err == f"zmi-reconciler next: --after must be between 1970 and 2100, got {after!r}\n"
+
+
+def test_after_at_the_ends_of_the_range_lists_fires(sched_dir, capsys):
+    code, out, _ = run_next(capsys, "nightly", "--after", "1970-01-01T00:00Z", "-n", "1", "--format", "json",
+                            "--schedules-dir", str(sched_dir))
+    assert (code, json.loads(out)) == (0, ["1970-01-01T02:30:00+01:00"])
+    code, out, _ = run_next(capsys, "nightly", "--after", "2100-12-31T23:59:59Z", "-n", "1", "--format", "json",
+                            "--schedules-dir", str(sched_dir))
+    assert (code, json.loads(out)) == (0, ["2101-01-01T02:30:00+01:00"])
+
+
+def test_overflow_inside_the_timing_math_is_reported_not_a_traceback(sched_dir, capsys, monkeypatch):
+    from zmi_reconciler import timing
+
+    def overflowing(*_args):
+        raise OverflowError("date value out of range")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(timing, "iter_fires", overflowing)
+    code, out, err = run_next(capsys, "nightly", "--after", "2026-01-01T00:00Z", "--schedules-dir", str(sched_dir))
+    assert (code, out) == (2, "")
+    assert "beyond the supported date range" in err

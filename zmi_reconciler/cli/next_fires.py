@@ -11,7 +11,8 @@ zone (its ``timezone`` or the server's ``default_timezone``).
   json: a list of ISO 8601 instants with their local offset (``"2026-03-29T03:30:00+02:00"``).
 
 Exit codes: 0 listed (also for a manual schedule, which never fires by itself), 1 the file is invalid
-(its findings are printed), 2 usage errors (bad ``--after`` or ``--count``, unknown id, unreadable settings).
+(its findings are printed), 2 usage errors (bad ``--after`` or ``--count``, ``--after`` outside 1970..2100, unknown id,
+unreadable settings).
 """
 
 from __future__ import annotations
@@ -61,8 +62,15 @@ def resolve_target(target: str, schedules_dir: Path) -> Path:
     raise UsageError(f"unknown schedule id {target!r}: no {target}.yaml or {target}.yml in {schedules_dir}")
 
 
+#: ``--after`` must lie in these UTC years: fires are computed in zoneinfo zones, whose rules (and Python's
+#: ``datetime`` range at year 1 / 9999) make instants far outside meaningless or overflowing.
+MIN_YEAR = 1970
+MAX_YEAR = 2100
+
+
 def parse_after(text: str | None, zone: ZoneInfo) -> datetime:
-    """``--after`` -> aware UTC datetime (naive input is local time in ``zone``). Raises :class:`UsageError`."""
+    """``--after`` -> aware UTC datetime (naive input is local time in ``zone``). Raises :class:`UsageError`,
+    also for an instant outside the years :data:`MIN_YEAR`..:data:`MAX_YEAR` (UTC)."""
     if text is None:
         return datetime.now(timezone.utc)
     try:
@@ -72,7 +80,13 @@ def parse_after(text: str | None, zone: ZoneInfo) -> datetime:
                          "(for example 2026-03-29T00:00:00+01:00)") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
-    return value.astimezone(timezone.utc)
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:
+        value = None
+    if value is None or not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise UsageError(f"--after must be between {MIN_YEAR} and {MAX_YEAR}, got {text!r}")
+    return value
 
 
 def load(path: Path) -> tuple[Schedule | None, list[str]]:
@@ -116,7 +130,13 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"zmi-reconciler next: {exc}", file=sys.stderr)
         return 2
-    fires = list(islice(timing_math.iter_fires(schedule.timing, zone, after), args.count))
+    try:
+        fires = list(islice(timing_math.iter_fires(schedule.timing, zone, after), args.count))
+        notes = {fire: timing_math.fire_notes(schedule.timing, zone, fire) for fire in fires}
+    except OverflowError:  # fires beyond datetime's range (year 9999)
+        print(f"zmi-reconciler next: fires after {after.isoformat()} are beyond the supported date range",
+              file=sys.stderr)
+        return 2
     if args.format == "json":
         print(json.dumps([f.astimezone(zone).isoformat() for f in fires]))
         return 0
@@ -130,6 +150,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"  fires after {after.astimezone(zone).isoformat(timespec='seconds')}:")
     for fire in fires:
         print("  " + _fire_line(fire, zone))
-        for note in timing_math.fire_notes(schedule.timing, zone, fire):
+        for note in notes[fire]:
             print(f"      note: {note}")
     return 0
