@@ -228,3 +228,35 @@ def test_folder_without_schedule_files_is_an_io_error(capsys, tmp_path, files):
 def test_explicit_valid_file_still_exits_0(capsys):
     make(Path("s"), good=GOOD)
     assert run(capsys, "s/good.yaml", *NOW)[:2] == (0, "1 file checked: 0 errors, 0 warnings\n")
+
+
+@pytest.mark.parametrize("now", ["9999-12-31T23:59Z", "9999-12-31T23:59:59+00:00", "0001-01-01T00:00Z",
+                                 "1969-12-31T23:59:59Z", "2101-01-01T00:00:00Z"])
+def test_now_outside_1970_to_2100_is_a_usage_error(capsys, tmp_path, now):
+    # 9999-12-31T23:59Z used to overflow datetime in the DST lint (traceback)
+    make(tmp_path / "s", good=GOOD, warn=WARN)
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", "s", "--explain", "--now", now])
+    assert exc.value.code == 2
+    assert f"--now must be between 1970 and 2100, got {now!r}" in capsys.readouterr().err
+
+
+def test_now_at_the_end_of_the_range_explains(capsys, tmp_path):
+    make(tmp_path / "s", good=GOOD)
+    code, out, _ = run(capsys, "s", "--explain", "--now", "2100-12-31T23:59:59Z")
+    assert code == 0
+    assert "  2101-01-01T05:00:00+01:00 Sat CET\n" in out
+
+
+def test_overflow_in_the_timing_math_is_exit_2_not_a_traceback(capsys, tmp_path, monkeypatch):
+    from zmi_reconciler import timing
+
+    def overflowing(*_args):
+        raise OverflowError("date value out of range")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(timing, "iter_fires", overflowing)
+    make(tmp_path / "s", good=GOOD)
+    code, _, err = run(capsys, "s", "--explain", *NOW)
+    assert code == 2
+    assert err == "zmi-reconciler validate: --now 2026-01-10T12:00:00+00:00 is beyond the supported date range\n"

@@ -50,7 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="treat this instant as now (reproducible --explain and DST warnings)")
 
 
+#: ``--now`` must lie in these UTC years (zone rules and ``datetime``'s range; like ``next --after``).
+MIN_YEAR = 1970
+MAX_YEAR = 2100
+
+
 def _aware_instant(value: str) -> datetime:
+    """``--now`` -> aware UTC datetime; raises ``ArgumentTypeError`` (exit 2) for no offset or a year outside
+    :data:`MIN_YEAR`..:data:`MAX_YEAR`."""
     try:
         instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -58,7 +65,13 @@ def _aware_instant(value: str) -> datetime:
                                          f"got {value!r}") from None
     if instant.tzinfo is None:
         raise argparse.ArgumentTypeError(f"the instant needs a UTC offset or Z: {value!r}")
-    return instant.astimezone(timezone.utc)
+    try:
+        instant = instant.astimezone(timezone.utc)
+    except OverflowError:
+        instant = None
+    if instant is None or not MIN_YEAR <= instant.year <= MAX_YEAR:
+        raise argparse.ArgumentTypeError(f"--now must be between {MIN_YEAR} and {MAX_YEAR}, got {value!r}")
+    return instant
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +93,12 @@ def run(args: argparse.Namespace) -> int:
     now = args.now or datetime.now(timezone.utc)
     from zmi_reconciler.lint import lint
 
-    findings = [f for r in results for f in r.findings] + lint(results, settings.default_timezone, now=now)
+    try:
+        findings = [f for r in results for f in r.findings] + lint(results, settings.default_timezone, now=now)
+    except OverflowError:  # timing math beyond datetime's range: a usage problem, not a traceback
+        print(f"zmi-reconciler validate: --now {now.isoformat()} is beyond the supported date range",
+              file=sys.stderr)
+        return 2
     findings.sort(key=lambda f: (f.file, f.line, f.column, f.code))
     fmt = args.format or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
     try:
@@ -90,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     except BrokenPipeError:  # `validate | head`: the reader left; the exit code still tells the result
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OverflowError:
+        print(f"zmi-reconciler validate: --now {now.isoformat()} is beyond the supported date range",
+              file=sys.stderr)
+        return 2
     return exit_code(findings, args.strict)
 
 
