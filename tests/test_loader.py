@@ -114,11 +114,19 @@ def test_utf8_bom_is_accepted():
     assert load(b"\xef\xbb\xbf" + VALID.encode()).findings == []
 
 
-@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n", "---\n...\n", "~\n", "null\n"])
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n", "---\n...\n"])
 def test_empty_file(text):
     result = load(text)
     assert where(result) == [(1, 1, "E011", "")]
     assert "empty file" in result.findings[0].message
+
+
+@pytest.mark.parametrize("text, line, column", [("~\n", 1, 1), ("null\n", 1, 1), ("# c\n--- null\n", 2, 5),
+                                                ("!!null x\n", 1, 1)])
+def test_explicit_null_document_is_mapping_expected_not_empty(text, line, column):
+    result = load(text)
+    assert where(result) == [(line, column, "E012", "")]
+    assert result.findings[0].message.endswith("at the top level, got null")
 
 
 def test_list_at_top_level():

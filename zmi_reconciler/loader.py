@@ -24,7 +24,7 @@ E007  YAML syntax error (also undefined aliases, forbidden control characters)
 E008  duplicate key in a mapping
 E009  more than one YAML document in the file
 E010  alias expansion beyond the limit (a "billion laughs" file) or a recursive alias
-E011  empty file (no document, or a document that is only ``null``)
+E011  empty file (no document, or an empty one such as only ``---``; an explicit ``null`` is E012)
 E012  a mapping is expected but the file has a list or a scalar there (top level or a nested field)
 E013  unsupported YAML tag (``!python/object`` and friends; only plain YAML types are allowed)
 E014  nesting deeper than the limit
@@ -431,8 +431,7 @@ def _compose(text: str) -> Node:
         line = _document_start_line(text, second)
         raise _Problem("E009", line, 1, "a second YAML document starts here; a schedule file holds exactly one "
                                         "document (remove the '---' line and what follows, or split the file)")
-    if first is None or (isinstance(first, ScalarNode) and (
-            _tag(first) == _STD + "null" or (_tag(first) == _PLAIN and _NULL.match(first.value)))):
+    if first is None or (isinstance(first, ScalarNode) and _tag(first) == _PLAIN and first.value == ""):
         raise _Problem("E011", 1, 1, "empty file; expected a mapping with at least name, timing and tasks")
     return first
 
@@ -468,6 +467,8 @@ def _node_kind(node: Node) -> str:
         return "a list"
     if isinstance(node, MappingNode):
         return "a mapping"
+    if _tag(node) == _STD + "null" or (_tag(node) == _PLAIN and _NULL.match(node.value)):
+        return "null"  # a document that is only `null` or `~` is not empty: it says null
     return f"the scalar {node.value!r}"
 
 
