@@ -54,3 +54,47 @@ def test_loader_and_schema_reject_trailing_newline_ids():
     codes = [f.code for f in loader.load_schedule_text("name: x\ntiming: {type: manual}\ntasks: [{task: calculate_days}]\n",
                                                        "abc\n.yaml").findings]
     assert "E003" in codes
+
+
+# ---------------------------------------------------------------------------------------------- reads
+SECRET = "root:x:0:0:SECRET-OUTSIDE-CONTENT:/root:/bin/bash\n"
+
+
+def _assert_refused(client, schedule_id: str, code: str) -> None:
+    r = client.get(f"/api/v1/schedules/{schedule_id}", headers=READ)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert "SECRET" not in r.text and body["source"] == "" and body["spec"] is None
+    assert body["status"]["degraded"] is True
+    assert [e["code"] for e in body["status"]["errors"]] == [code]
+
+
+def test_symlink_outside_the_folder_is_not_served(env, client, tmp_path):
+    outside = tmp_path / "outside-secret.txt"
+    outside.write_text(SECRET)
+    (env.schedules / "passwd.yaml").symlink_to(outside)
+    _assert_refused(client, "passwd", "E004")
+    r = client.get("/api/v1/schedules/passwd/preview", headers=READ)
+    assert "SECRET" not in r.text and r.status_code == 422
+
+
+def test_symlink_inside_the_folder_is_served(env, client):
+    assert client.post("/api/v1/schedules", json={"id": "real", "spec": NIGHTLY}, headers=WRITE).status_code == 201
+    (env.schedules / "alias.yaml").symlink_to(env.schedules / "real.yaml")
+    r = client.get("/api/v1/schedules/alias", headers=READ)
+    assert r.status_code == 200 and "Nightly processing" in r.json()["source"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no FIFOs on this platform")
+def test_fifo_is_refused_without_blocking(env, client):
+    import os
+
+    os.mkfifo(env.schedules / "pipe.yaml")
+    _assert_refused(client, "pipe", "E015")
+
+
+def test_file_over_the_loader_limit_is_refused(env, client):
+    from zmi_reconciler.loader import MAX_FILE_BYTES
+
+    (env.schedules / "huge.yaml").write_text("# SECRET\n" * (MAX_FILE_BYTES // 9 + 10))
+    _assert_refused(client, "huge", "E002")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from zmi_reconciler import loader
 from zmi_reconciler.api.problems import NotFound, PreconditionFailed, PreconditionRequired
 from zmi_reconciler.api.yamlio import atomic_write, fsync_dir
 from zmi_reconciler.schema import is_valid_id
@@ -58,12 +60,48 @@ class ScheduleFiles:
             yield
 
     def read(self, schedule_id: str) -> tuple[Path, bytes]:
-        """``(path, bytes)``; raises :class:`NotFound` when there is no such file."""
+        """``(path, bytes)``; raises :class:`NotFound` when there is no such file. A file that may not be read
+        (see :meth:`read_checked`) reads as empty bytes, so its content never reaches a response."""
+        path, data, _ = self.read_checked(schedule_id)
+        return path, data
+
+    def read_checked(self, schedule_id: str) -> tuple[Path, bytes, list[loader.Finding]]:
+        """``(path, bytes, refusals)``. Reads like the loader does for a schedules folder: a symlink whose
+        target lies outside ``directory`` (E004), a FIFO/socket/device (E015, never opened, so the request
+        cannot block) and a file larger than ``loader.MAX_FILE_BYTES`` (E002) are refused: bytes are empty and
+        ``refusals`` holds the loader's finding. Raises :class:`NotFound` when there is no such file."""
         path = self.path(schedule_id)
+        name = str(path)
+
+        def refuse(code: str, message: str) -> tuple[Path, bytes, list[loader.Finding]]:
+            return path, b"", [loader.Finding(name, 1, 1, "", code, "error", message)]
+
+        if not path.exists() and not path.is_symlink():
+            raise NotFound(f"no schedule {schedule_id!r}")
+        if path.is_symlink():
+            target = path.resolve()
+            if self.directory.resolve() not in target.parents:
+                return refuse("E004", "symlink points outside the schedules folder; copy the file instead")
         try:
-            return path, path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
+            mode = os.stat(path).st_mode
+            if stat.S_ISDIR(mode):
+                raise NotFound(f"no schedule {schedule_id!r}")
+            if not stat.S_ISREG(mode):
+                return refuse("E015", "not a regular file (a FIFO, socket or device); it is not opened")
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+            with open(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    return refuse("E015", "not a regular file (a FIFO, socket or device)")
+                data = handle.read(loader.MAX_FILE_BYTES + 1)
+        except FileNotFoundError:
+            if path.is_symlink():
+                return refuse("E001", "cannot read: dangling symlink")
             raise NotFound(f"no schedule {schedule_id!r}") from None
+        except OSError as exc:
+            return refuse("E001", f"cannot read: {exc.strerror or exc}")
+        if len(data) > loader.MAX_FILE_BYTES:
+            return refuse("E002", f"file is larger than {loader.MAX_FILE_BYTES // 1024} KiB")
+        return path, data, []
 
     def exists(self, schedule_id: str) -> bool:
         return self.path(schedule_id).is_file()

@@ -189,12 +189,15 @@ class ScheduleService:
 
     def get(self, schedule_id: str) -> ScheduleDetail:
         """The file as it is now (spec, text, ETag) plus status. Raises :class:`NotFound`."""
-        path, data = self.files.read(schedule_id)
-        return self._detail(schedule_id, path.name, data)
+        path, data, refused = self.files.read_checked(schedule_id)
+        return self._detail(schedule_id, path.name, data, refused)
 
-    def _detail(self, schedule_id: str, file_name: str, data: bytes) -> ScheduleDetail:
+    def _detail(self, schedule_id: str, file_name: str, data: bytes,
+                refused: list[loader.Finding] | None = None) -> ScheduleDetail:
+        """``refused``: the loader's findings for a file that may not be read (symlink outside the folder,
+        FIFO, too large); then ``source`` is empty and the status is degraded with those errors."""
         result = loader.load_schedule_text(data, file_name)
-        valid = result.schedule is not None and not _errors(result.findings)
+        valid = not refused and result.schedule is not None and not _errors(result.findings)
         spec = None
         if valid:
             try:
@@ -204,6 +207,8 @@ class ScheduleService:
         state = self._states().get(schedule_id)
         enabled = result.schedule.enabled if valid else None
         status = self._status(schedule_id, state, enabled=enabled)
+        if refused:
+            status = status.model_copy(update={"degraded": True, "errors": [error_from_finding(f) for f in refused]})
         return ScheduleDetail(id=schedule_id, file=file_name, etag=etag_for(data), spec=spec,
                               source=data.decode("utf-8", errors="replace"), status=status)
 
@@ -342,8 +347,10 @@ class ScheduleService:
         """The next ``count`` fires after ``after`` (default now) with DST notes (SPEC 3.2)."""
         from zmi_reconciler import timing
 
-        path, data = self.files.read(schedule_id)
+        path, data, refused = self.files.read_checked(schedule_id)
         result = loader.load_schedule_text(data, path.name)
+        if refused:
+            result.findings = list(refused)
         schedule = result.schedule if not _errors(result.findings) else None
         schedule = schedule or getattr(self._states().get(schedule_id), "schedule", None)
         if schedule is None:
