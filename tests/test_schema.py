@@ -131,6 +131,20 @@ def test_empty_name_and_empty_tasks():
         (1, 7, "name", "must not be empty"), (3, 8, "tasks", "expected at least 1 item, got 0")]
 
 
+@pytest.mark.parametrize("name", ['"\\r\\n"', '"   "', '"\\t"'])
+def test_blank_name_is_rejected(name):
+    result = load_schedule_text(f"name: {name}\ntiming: {{type: manual}}\ntasks:\n  - task: calculate_days\n",
+                                "t.yaml")
+    assert [(f.line, f.column, f.code, f.path) for f in result.findings] == [(1, 7, "E020", "name")]
+    assert result.findings[0].message.startswith("must contain a non-space character, got ")
+
+
+def test_name_is_kept_as_written():
+    result = load_schedule_text('name: "  Nightly "\ntiming: {type: manual}\ntasks:\n  - task: calculate_days\n',
+                                "t.yaml")
+    assert result.findings == [] and result.schedule is not None and result.schedule.name == "  Nightly "
+
+
 def test_task_entry_fields():
     text = "name: t\ntiming: {type: manual}\ntasks:\n  - task: calculate_days\n    timeout: 1h30\n" \
            "    on_error: ignore\n    enabled: nope\n"

@@ -231,6 +231,14 @@ class Schedule(_Strict):
     skip_holidays: bool = Field(default=False, description="no fires on public holidays of the server's region")
     tasks: list[TaskEntry] = Field(min_length=1, description="run top to bottom")  # type: ignore[valid-type]
 
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        """A name of only spaces, tabs or line breaks (``"\\r\\n"``) shows as nothing; kept as written otherwise."""
+        if not value.strip():
+            raise PydanticCustomError("blank_text", "must contain a non-space character")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _zone_exists(cls, value: str | None) -> str | None:
