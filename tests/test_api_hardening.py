@@ -98,3 +98,84 @@ def test_file_over_the_loader_limit_is_refused(env, client):
 
     (env.schedules / "huge.yaml").write_text("# SECRET\n" * (MAX_FILE_BYTES // 9 + 10))
     _assert_refused(client, "huge", "E002")
+
+
+def _create(client, schedule_id: str = "nightly") -> str:
+    r = client.post("/api/v1/schedules", json={"id": schedule_id, "spec": NIGHTLY}, headers=WRITE)
+    assert r.status_code == 201, r.text
+    return r.headers["etag"]
+
+
+# ---------------------------------------------------------------------------------------------- YAML bodies
+def _billion_laughs() -> str:
+    lines = ["a0: &a0 [" + ", ".join(['"lol"'] * 9) + "]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 8)]
+    lines += ["name: bomb", "description: *a7", "timing: {type: manual}", "tasks: [{task: calculate_days}]"]
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_alias_bomb_body_is_422_quickly(env, client):
+    import time
+
+    etag = _create(client)
+    before = (env.schedules / "nightly.yaml").read_bytes()
+    body = _billion_laughs()
+    started = time.monotonic()
+    r = client.put("/api/v1/schedules/nightly", content=body,
+                   headers={**WRITE, "If-Match": etag, "Content-Type": "application/yaml"})
+    elapsed = time.monotonic() - started
+    assert r.status_code == 422, r.text
+    assert [e["code"] for e in r.json()["errors"]] == ["E010"]
+    assert elapsed < 5
+    assert (env.schedules / "nightly.yaml").read_bytes() == before
+
+
+def test_yaml_body_syntax_error_uses_the_loaders_code(env, client):
+    etag = _create(client)
+    r = client.put("/api/v1/schedules/nightly", content="name: [unclosed\n",
+                   headers={**WRITE, "If-Match": etag, "Content-Type": "application/yaml"})
+    assert r.status_code == 422
+    assert [e["code"] for e in r.json()["errors"]] == ["E007"]
+
+
+# ---------------------------------------------------------------------------------------------- runs
+def test_trigger_with_empty_task_list_is_422(env, client):
+    _create(client)
+    r = client.post("/api/v1/schedules/nightly/runs", json={"tasks": []}, headers=WRITE)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    error = r.json()["errors"][0]
+    assert error["path"] == "tasks" and "at least one index 0..1" in error["message"]
+
+
+# ---------------------------------------------------------------------------------------------- nesting
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("method, url", [("POST", "/api/v1/schedules"), ("PUT", "/api/v1/schedules/nightly"),
+                                         ("PATCH", "/api/v1/schedules/nightly"), ("POST", "/api/v1/validate")])
+def test_deeply_nested_json_is_400(env, client, method, url):
+    etag = _create(client)
+    for body in (DEEP, '{"name": ' + "[" * 65 + "]" * 65 + "}"):
+        r = client.request(method, url, content=body,
+                           headers={**WRITE, "If-Match": etag, "Content-Type": "application/json"})
+        assert r.status_code == 400, (body[:20], r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert "deeper than 64" in r.json()["detail"]
+
+
+# ---------------------------------------------------------------------------------------------- codes
+def test_api_error_codes_are_the_loaders(env, client):
+    from zmi_reconciler import loader
+
+    etag = _create(client)
+    (env.schedules / "nightly.yaml").write_bytes(b"name: caf\xe9\n")
+    etag = client.get("/api/v1/schedules/nightly", headers=READ).headers["etag"]
+    r = client.patch("/api/v1/schedules/nightly", json={"enabled": False}, headers={**WRITE, "If-Match": etag})
+    assert r.status_code == 422 and [e["code"] for e in r.json()["errors"]] == ["E005"]
+    assert loader.CODES["E005"] == "not UTF-8"
+    (env.schedules / "nightly.yaml").write_text("name: [unclosed\n")
+    etag = client.get("/api/v1/schedules/nightly", headers=READ).headers["etag"]
+    r = client.patch("/api/v1/schedules/nightly", json={"enabled": False}, headers={**WRITE, "If-Match": etag})
+    assert r.status_code == 422 and [e["code"] for e in r.json()["errors"]] == ["E007"]
+    assert loader.CODES["E007"] == "YAML syntax error"

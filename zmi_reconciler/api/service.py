@@ -264,7 +264,7 @@ class ScheduleService:
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
-                raise Invalid("the file is not UTF-8", [FieldError(path="", line=1, column=1, code="E002",
+                raise Invalid("the file is not UTF-8", [FieldError(path="", line=1, column=1, code="E005",
                                                                    message="file is not UTF-8 text")]) from None
             new_data = self._validated(schedule_id, change(text), path.name)
             if new_data == data:
@@ -285,6 +285,10 @@ class ScheduleService:
     def trigger(self, schedule_id: str, tasks: list[int] | None) -> RunAccepted:
         """Start a manual run now (ignores timing, exclusions and pause; not overlap: 409 with the active run)."""
         schedule = self._loaded(schedule_id)
+        if tasks is not None and not tasks:
+            raise Invalid("tasks must list at least one index", [FieldError(
+                path="tasks", line=0, column=0, code="E020",
+                message=f"tasks must list at least one index 0..{len(schedule.tasks) - 1} (omit it to run all)")])
         if tasks is not None:
             bad = [FieldError(path=f"tasks[{i}]", line=0, column=0, code="E003",
                               message=f"task index {t} out of range 0..{len(schedule.tasks) - 1}")
@@ -447,4 +451,4 @@ def _patch_text(text: str, patch: dict[str, Any]) -> str:
         return yamlio.merge_patch(text, patch)
     except yamlio.YamlSyntaxError as exc:
         raise Invalid("the file is not valid YAML; fix it or use PUT", [FieldError(
-            path="", line=exc.line, column=exc.column, code="E005", message=str(exc))]) from None
+            path="", line=exc.line, column=exc.column, code="E007", message=str(exc))]) from None

@@ -18,6 +18,8 @@ from zmi_reconciler.api.service import ScheduleService
 #: The per-app service, injected by name (``dependencies={"service": ...}`` in :func:`create_app`).
 Service = NamedDependency[ScheduleService]
 JSON_TYPES = frozenset({"application/json", "application/merge-patch+json"})
+#: Deepest nesting of a JSON body (the loader's limit for files, ``loader.MAX_DEPTH``).
+MAX_BODY_DEPTH = 64
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 _DESCRIPTIONS = {
     400: "malformed request (bad JSON, bad query parameter)",
@@ -67,24 +69,52 @@ async def read_document(request: Request[Any, Any, Any], *, allow_yaml: bool, op
     kind = media_type(request)
     if kind in JSON_TYPES or kind.endswith("+json"):
         try:
-            return json.loads(text)
+            document = json.loads(text)
+        except RecursionError:
+            raise BadRequest(f"the body nests deeper than {MAX_BODY_DEPTH} levels") from None
         except ValueError as exc:
             raise BadRequest(f"the body is not valid JSON: {exc}") from None
+        check_depth(document)
+        return document
     if allow_yaml and kind in YAML_TYPES:
         return parse_yaml(text)
     raise UnsupportedMediaType(f"Content-Type {kind!r} is not accepted here; send application/json"
                                + (" or application/yaml" if allow_yaml else ""))
 
 
+def check_depth(document: Any, limit: int = MAX_BODY_DEPTH) -> None:
+    """400 when lists/objects in ``document`` nest deeper than ``limit`` (the loader's ``MAX_DEPTH``), checked
+    without recursion so that no later step (merge, validation, dump) can hit Python's recursion limit."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                raise BadRequest(f"the body nests deeper than {limit} levels")
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+
+
+#: Finding codes of the loader that make a YAML body unusable before any merge or model work.
+_YAML_BODY_REJECT = frozenset({"E005", "E007", "E008", "E009", "E010", "E013", "E014"})
+
+
 def parse_yaml(text: str) -> Any:
-    """Plain data of a YAML text; 422 with the position of a syntax error."""
+    """Plain data of a YAML text; 422 with the loader's finding (E007 syntax with position, E010 alias bomb,
+    E014 nesting, E008 duplicate key, E009 several documents, E013 tag). The text goes through the loader's
+    guards first, so an alias bomb is rejected before ruamel builds (and ``to_plain`` expands) it."""
+    from zmi_reconciler import loader
     from zmi_reconciler.api.problems import FieldError
     from zmi_reconciler.api.yamlio import to_plain
 
+    findings = [f for f in loader.load_schedule_text(text, "body.yaml").findings if f.code in _YAML_BODY_REJECT]
+    if findings:
+        raise Invalid("the body is not a usable YAML document", [
+            FieldError(path=f.path or "", line=max(f.line, 0), column=max(f.column, 0), code=f.code,
+                       message=f.message) for f in findings])
     try:
         return to_plain(YAML(typ="safe", pure=True).load(text))
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        raise Invalid("the body is not valid YAML", [FieldError(path="", line=line, column=col, code="E010",
+        raise Invalid("the body is not valid YAML", [FieldError(path="", line=line, column=col, code="E007",
                                                                 message=str(getattr(exc, "problem", exc)))]) from None
