@@ -7,6 +7,7 @@ starting the loop thread, so nothing sleeps. Runs still execute on the runner's 
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
 from datetime import timedelta
 
@@ -242,6 +243,53 @@ def test_overlap_skip_records_the_fire_and_manual_trigger_gets_409(tmp_path, rec
     fire(runner, clock, utc(2026, 5, 1, 10, 3))
     wait_idle(runner)
     assert [r["run_id"] for r in started(runner.journal)] == ["o@20260501T100100Z", "o@20260501T100300Z"]
+
+
+@pytest.fixture
+def other_process():
+    """A live process that is not this one (its pid stands for a CLI ``run`` writing the same journal)."""
+    proc = subprocess.Popen(["sleep", "60"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.parametrize("overlap", ["skip", "queue"])
+def test_a_run_active_in_another_process_blocks_trigger_and_fires_until_it_finishes(tmp_path, rec, other_process,
+                                                                                    overlap):
+    clock = FakeClock(utc(2026, 5, 1, 10, 0, 30))
+    journal = Journal(tmp_path / "journal", clock=clock, refresh_interval=0)
+    runner = make_runner(tmp_path, clock, rec, journal=journal)
+    runner.apply("x", make_schedule(EVERY_MINUTE, [entry("record")], overlap=overlap), "h")
+    cli = Journal(tmp_path / "journal", clock=clock)  # the CLI's own journal object on the same folder
+    cli.append("run_started", schedule="x", run_id="x@manual-20260501T100020Z", trigger="manual",
+               scheduled_for="2026-05-01T10:00:20Z", pid=other_process.pid)
+    with pytest.raises(OverlapError) as info:
+        runner.trigger("x")
+    assert (info.value.active_run_id, info.value.other_pid) == ("x@manual-20260501T100020Z", other_process.pid)
+    fire(runner, clock, utc(2026, 5, 1, 10, 1))
+    assert [(s["run_id"], s["reason"], s["active_run_id"], s["active_pid"])
+            for s in events(journal, "run_skipped")] == [
+        ("x@20260501T100100Z", "overlap", "x@manual-20260501T100020Z", other_process.pid)]
+    assert started(journal, "x") == started(cli, "x")  # only the CLI's run_started
+    assert len(started(journal, "x")) == 1 and runner.status("x")["queued"] is False
+    cli.append("run_finished", schedule="x", run_id="x@manual-20260501T100020Z", status="succeeded")
+    fire(runner, clock, utc(2026, 5, 1, 10, 2))
+    manual = runner.trigger("x")
+    assert runner.wait_run(manual, 5)
+    assert [r["run_id"] for r in started(journal, "x")][1:] == ["x@20260501T100200Z", manual]
+
+
+def test_a_run_left_running_by_a_dead_process_does_not_block(tmp_path, rec, other_process):
+    clock = FakeClock(utc(2026, 5, 1, 10, 0, 30))
+    journal = Journal(tmp_path / "journal", clock=clock, refresh_interval=0)
+    runner = make_runner(tmp_path, clock, rec, journal=journal)
+    runner.apply("x", make_schedule({"type": "manual"}, [entry("record")]), "h")
+    other_process.kill()
+    other_process.wait()
+    journal.append("run_started", schedule="x", run_id="x@manual-20260501T100020Z", trigger="manual",
+                   pid=other_process.pid)
+    assert runner.wait_run(runner.trigger("x"), 5)
 
 
 def test_overlap_queue_keeps_at_most_one_waiting_run(tmp_path, rec):

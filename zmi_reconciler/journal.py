@@ -910,6 +910,26 @@ class Journal:
             run = entry.runs[-1]
             return self._details(run) if details else run.summary()
 
+    def active_elsewhere(self, schedule_id: str, lookback: int = 16) -> dict[str, Any] | None:
+        """The newest run of ``schedule_id`` that is still ``running`` in the journal and whose ``run_started``
+        was written by another live process (a CLI ``run`` next to the server, or another server): its summary
+        plus ``pid``; None when there is none. The same liveness rule as :meth:`close_interrupted` (a run of
+        this process, a run without ``pid`` or with a dead ``pid`` does not count). Looks at the newest
+        ``lookback`` runs of the schedule, from the in-memory index (refresh throttled as for every query).
+        Added by H6 (runner) for the cross-process overlap check (SPEC 3.3)."""
+        me = os.getpid()
+        with self._lock:
+            self.refresh()
+            entry = self._schedules.get(schedule_id)
+            if entry is None:
+                return None
+            for run in reversed(entry.runs[-lookback:]):
+                if run.status == RUNNING and run.pid is not None and run.pid != me and _pid_alive(run.pid):
+                    out = run.summary()
+                    out["pid"] = run.pid
+                    return out
+        return None
+
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """One run with its tasks and logs, or None if unknown (or deleted by retention).
 

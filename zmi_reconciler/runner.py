@@ -37,7 +37,11 @@ iterations and logged.
 
 Pause (``enabled: false``) unregisters the job: no runs, no missed records; resume computes the next fire from
 ``max(now, last slot)`` (no burst). Overlap: at most one run per schedule; a fire while one is active is skipped
-(``run_skipped`` reason ``overlap``) or, with ``overlap: queue``, kept as the one waiting run. Exclusion windows
+(``run_skipped`` reason ``overlap``) or, with ``overlap: queue``, kept as the one waiting run. This holds across
+processes: a run of the schedule that the journal shows ``running`` in another live process (a CLI ``run``)
+counts as active (:meth:`Journal.active_elsewhere`, the pid rule of ``close_interrupted``), but such a run
+cannot be queued behind (its end is not signalled to this process), so a fire then is always skipped with
+reason ``overlap`` and a manual trigger raises :class:`OverlapError`, whatever ``overlap`` says. Exclusion windows
 and ``skip_holidays`` (``holidays`` package, ``settings.holiday_region`` such as ``DE-BY``) give ``run_skipped``
 with reason ``excluded`` / ``holiday``.
 """
@@ -77,12 +81,18 @@ _KEEP_FINISHED = 10_000
 class OverlapError(Exception):
     """A manual trigger while a run of the schedule is active (and no queue place is free).
 
-    ``active_run_id`` names the active run (the API answers 409 with it)."""
+    ``active_run_id`` names the active run (the API answers 409 with it). ``queue_full``: the schedule has
+    ``overlap: queue`` and its one queue place is taken. ``other_pid``: the active run belongs to another live
+    process (a CLI ``run``), seen in the journal; None for a run of this runner."""
 
-    def __init__(self, schedule_id: str, active_run_id: str) -> None:
-        super().__init__(f"schedule {schedule_id!r} has an active run: {active_run_id}")
+    def __init__(self, schedule_id: str, active_run_id: str, *, queue_full: bool = False,
+                 other_pid: int | None = None) -> None:
+        where = f" (in process {other_pid})" if other_pid is not None else ""
+        super().__init__(f"schedule {schedule_id!r} has an active run: {active_run_id}{where}")
         self.schedule_id = schedule_id
         self.active_run_id = active_run_id
+        self.queue_full = queue_full
+        self.other_pid = other_pid
 
 
 class RunnerStopped(RuntimeError):
@@ -476,6 +486,11 @@ class Runner:
         request = RunRequest(sid, sched, state.content_hash, trigger, slot, run_id)
         active = self._active.get(sid)
         if active is None:
+            other = self._active_elsewhere(sid)
+            if other is not None:
+                self._skipped(sid, run_id, slot, "overlap", trigger=trigger, active_run_id=other["run_id"],
+                              active_pid=other.get("pid"))
+                return
             self._start(request)
         elif sched.overlap == "queue" and sid not in self._queued:
             self._queued[sid] = request
@@ -483,6 +498,18 @@ class Runner:
             log.info("schedule %s: %s queued behind %s", sid, run_id, active.run_id)
         else:
             self._skipped(sid, run_id, slot, "overlap", trigger=trigger, active_run_id=active.run_id)
+
+    def _active_elsewhere(self, schedule_id: str) -> dict[str, Any] | None:
+        """The run of ``schedule_id`` another live process is executing per the journal (summary with ``run_id``
+        and ``pid``), else None. Journals without the query, or a failing query, count as none (logged)."""
+        query = getattr(self.journal, "active_elsewhere", None)
+        if query is None:
+            return None
+        try:
+            return query(schedule_id)
+        except Exception:
+            log.exception("journal: active_elsewhere(%s) failed; cross-process overlap not checked", schedule_id)
+            return None
 
     def _holiday_name(self, local: datetime) -> str | None:
         """The holiday's name on ``local``'s date in the server's region, else None. An unknown region is
@@ -511,7 +538,8 @@ class Runner:
 
         Ignores timing, exclusions, holidays and the paused flag, but not overlap: with a run active this
         raises :class:`OverlapError` naming it, unless the schedule has ``overlap: queue`` and the queue place
-        is free (then the run waits and the returned id is the queued run's). ``task_indexes`` (0-based) runs
+        is free (then the run waits and the returned id is the queued run's). A run active in another live
+        process per the journal (a CLI ``run``) always raises :class:`OverlapError` (no queueing behind it). ``task_indexes`` (0-based) runs
         only those tasks, in schedule order, even ones with ``enabled: false``. Raises ``KeyError`` for an
         unknown schedule, ``ValueError`` for a bad index, :class:`RunnerStopped` after :meth:`stop`.
         """
@@ -537,7 +565,10 @@ class Runner:
                     self._queued[schedule_id] = request
                     self._track(RunHandle(request))
                     return request.run_id
-                raise OverlapError(schedule_id, active.run_id)
+                raise OverlapError(schedule_id, active.run_id, queue_full=state.schedule.overlap == "queue")
+            other = self._active_elsewhere(schedule_id)
+            if other is not None:
+                raise OverlapError(schedule_id, other["run_id"], other_pid=other.get("pid"))
             self._start(request)
         self._submit_started()
         return request.run_id
