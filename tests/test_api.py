@@ -402,9 +402,25 @@ def test_overlap_is_409_naming_the_active_run(env, client):
     r = client.post("/api/v1/schedules/slow/runs", headers=WRITE)
     assert r.status_code == 409, r.text
     assert r.json()["active_run"] == first and first in r.json()["detail"]
+    assert "(overlap: skip)" in r.json()["detail"]
     assert client.get("/api/v1/schedules/slow", headers=READ).json()["status"]["active_run"] == first
     env.gate.release.set()
     assert env.runner.wait_run(first, 10)
+
+
+def test_overlap_queue_full_409_states_the_real_overlap_setting(env, client):
+    spec = {"name": "slow", "timing": {"type": "manual"}, "overlap": "queue", "tasks": [{"task": "alive_check"}]}
+    client.post("/api/v1/schedules", json={"id": "slowq", "spec": spec}, headers=WRITE)
+    first = client.post("/api/v1/schedules/slowq/runs", headers=WRITE).json()["run_id"]
+    assert env.gate.started.wait(10)
+    queued = client.post("/api/v1/schedules/slowq/runs", headers=WRITE)
+    assert queued.status_code == 202, queued.text
+    r = client.post("/api/v1/schedules/slowq/runs", headers=WRITE)
+    assert r.status_code == 409, r.text
+    assert r.json()["active_run"] == first
+    assert r.json()["detail"] == (f"run {first} of 'slowq' is active (overlap: queue, the one queue place is taken)")
+    env.gate.release.set()
+    assert env.runner.wait_run(queued.json()["run_id"], 10)
 
 
 def test_metrics_count_runs_and_show_next_fire(env, client):

@@ -299,7 +299,13 @@ class ScheduleService:
             run_id = self.runner.trigger(schedule_id, tasks)
         except _overlap_error() as exc:
             active = getattr(exc, "active_run_id", None) or (exc.args[0] if exc.args else None)
-            raise RunActive(f"run {active} of {schedule_id!r} is active (overlap: skip)",
+            overlap = getattr(schedule, "overlap", "skip")
+            why = f"overlap: {overlap}"
+            if getattr(exc, "queue_full", False):
+                why += ", the one queue place is taken"
+            other_pid = getattr(exc, "other_pid", None)
+            where = f" in another process (pid {other_pid})" if other_pid is not None else ""
+            raise RunActive(f"run {active} of {schedule_id!r} is active{where} ({why})",
                             active_run=str(active) if active else None) from None
         except KeyError:
             raise NotFound(f"schedule {schedule_id!r} is not loaded") from None
