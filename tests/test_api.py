@@ -5,6 +5,7 @@ preview, metrics, body limit. Real journal, runner and reconciler; small registe
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import stat
@@ -450,6 +451,26 @@ def test_degraded_file_is_listed_with_errors(env, client):
     detail = client.get("/api/v1/schedules/broken", headers=READ).json()
     assert detail["spec"] is None and "99:00" in detail["source"]
     assert client.post("/api/v1/schedules/broken/runs", headers=WRITE).status_code == 409
+
+
+def test_degraded_schedule_shows_the_running_definition(env, client):
+    good = "name: keep\ntiming: {type: daily, at: '05:00'}\ntasks: [{task: calculate_days}]\n"
+    path = _put_file(env, "deg.yaml", good)
+    detail = client.get("/api/v1/schedules/deg", headers=READ).json()
+    running = {"name": "keep", "timing": {"type": "daily", "at": "05:00"}, "tasks": [{"task": "calculate_days"}]}
+    good_hash = hashlib.sha256(good.encode()).hexdigest()
+    assert (detail["spec"], detail["running_spec"], detail["running_content_hash"]) == (running, running, good_hash)
+    _put_file(env, "deg.yaml", good.replace("05:00", "99:00"))
+    detail = client.get("/api/v1/schedules/deg", headers=READ).json()
+    assert detail["status"]["degraded"] is True and detail["spec"] is None and "99:00" in detail["source"]
+    assert (detail["running_spec"], detail["running_content_hash"]) == (running, good_hash)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() != good_hash
+
+
+def test_never_valid_schedule_has_no_running_definition(env, client):
+    _put_file(env, "never.yaml", "name: x\ntiming: {type: daily, at: '99:00'}\ntasks: [{task: calculate_days}]\n")
+    detail = client.get("/api/v1/schedules/never", headers=READ).json()
+    assert (detail["spec"], detail["running_spec"], detail["running_content_hash"]) == (None, None, None)
 
 
 # ---------------------------------------------------------------------------------------------- OpenAPI

@@ -113,7 +113,8 @@ class ScheduleList(_Out):
 
 class ScheduleDetail(_Out):
     """One schedule: the document as written (``spec``, null while the file is invalid), its YAML text
-    (``source``), ETag and status."""
+    (``source``), ETag and status, and the definition that runs (``running_spec``: the last valid version, so a
+    degraded schedule shows what keeps running)."""
 
     id: ScheduleId
     file: str = Field(description="file name in schedules.d", examples=["nightly.yaml"])
@@ -121,6 +122,13 @@ class ScheduleDetail(_Out):
     spec: Annotated[dict[str, Any] | None, WithJsonSchema({"anyOf": [SCHEDULE_REF, {"type": "null"}]})]
     source: str = Field(description="the file's text")
     status: ScheduleStatus
+    running_spec: Annotated[dict[str, Any] | None, WithJsonSchema({"anyOf": [SCHEDULE_REF, {"type": "null"}]}),
+                            Field(description="the definition the runner holds (the last valid version; while the "
+                                              "file is invalid this is what keeps running), as parsed, fields not "
+                                              "written left out; null when no version was ever valid")] = None
+    running_content_hash: str | None = Field(
+        default=None, description="SHA-256 hex of the file bytes of running_spec (differs from the file's while "
+                                  "degraded); null with running_spec")
 
 
 class ScheduleCreate(BaseModel):

@@ -209,8 +209,13 @@ class ScheduleService:
         status = self._status(schedule_id, state, enabled=enabled)
         if refused:
             status = status.model_copy(update={"degraded": True, "errors": [error_from_finding(f) for f in refused]})
+        running = getattr(state, "schedule", None)
+        running_spec = (running.model_dump(mode="json", by_alias=True, exclude_unset=True)
+                        if running is not None else None)
         return ScheduleDetail(id=schedule_id, file=file_name, etag=etag_for(data), spec=spec,
-                              source=data.decode("utf-8", errors="replace"), status=status)
+                              source=data.decode("utf-8", errors="replace"), status=status,
+                              running_spec=running_spec,
+                              running_content_hash=getattr(state, "content_hash", None) if running else None)
 
     # ------------------------------------------------------------------ writing
     def _validated(self, schedule_id: str, text: str, file_name: str) -> bytes:
