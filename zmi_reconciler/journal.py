@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 from array import array
+from itertools import accumulate
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from enum import Enum
@@ -87,10 +88,17 @@ def iso_utc(value: datetime, *, ms: bool = False) -> str:
 
 def parse_utc(value: str) -> datetime:
     """ISO 8601 string (``Z`` or offset; naive taken as UTC) -> aware UTC datetime. Raises ``ValueError``."""
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    parsed = _fromisoformat(value)
+    tz = parsed.tzinfo
+    if tz is _UTC:  # the journal's own ``Z`` instants: already UTC
+        return parsed
+    if tz is None:
+        return parsed.replace(tzinfo=_UTC)
+    return parsed.astimezone(_UTC)
+
+
+_fromisoformat = datetime.fromisoformat
+_UTC = timezone.utc
 
 
 def _json_default(value: Any) -> Any:
@@ -137,6 +145,7 @@ _HEAD = msgspec.json.Decoder(_Head)
 _HEADS = msgspec.json.Decoder(list[_Head])
 #: Events that only add a position to their run (the bulk of a journal); indexed on a fast path.
 _RUN_DETAIL_EVENTS = frozenset({"task_started", "task_log", "task_finished"})
+_PLUS_ONE = (1).__add__
 
 
 def _max(current: datetime | None, value: datetime) -> datetime:
@@ -626,15 +635,6 @@ class Journal:
         mores: dict[int, list[_CachedMore]] = {o: [] for o in wanted}
         tables: dict[int, dict[str, int]] = {o: {} for o in wanted}
 
-        def name(ordinal: int, value: str | None) -> int:
-            if value is None:
-                return -1
-            table = tables[ordinal]
-            index = table.get(value)
-            if index is None:
-                index = table[value] = len(table)
-            return index
-
         for run in self._runs.values():
             positions = run.positions
             last = positions[-1] >> _OFFSET_BITS
@@ -643,27 +643,40 @@ class Journal:
             first = positions[0] >> _OFFSET_BITS
             finish = run.finish_pos
             finish_day = -1 if finish is None else finish >> _OFFSET_BITS
+            if first == last:  # the common case: the whole run in one file
+                if first in wanted:
+                    table = tables[first]
+                    trigger = run.trigger
+                    ended = finish_day == first
+                    starts[first].append(_CachedStart(
+                        run.run_id, table.setdefault(run.schedule, len(table)),
+                        -1 if trigger is None else table.setdefault(trigger, len(table)), run.scheduled_for,
+                        run.started_at, run.pid, positions[0],
+                        table.setdefault(run.status, len(table)) if ended else -1,
+                        run.finished_at if ended else None, finish if ended else None, positions[1:].tobytes()))
+                continue
             for ordinal in range(max(first, low), last + 1):
                 if ordinal not in wanted:
                     continue
-                if first == last:
-                    part = positions[1:]
-                else:
-                    lo = bisect.bisect_left(positions, ordinal << _OFFSET_BITS)
-                    hi = bisect.bisect_left(positions, (ordinal + 1) << _OFFSET_BITS)
-                    if lo == hi:
-                        continue
-                    part = positions[lo + (ordinal == first):hi]
+                lo = bisect.bisect_left(positions, ordinal << _OFFSET_BITS)
+                hi = bisect.bisect_left(positions, (ordinal + 1) << _OFFSET_BITS)
+                if lo == hi:
+                    continue
+                part = positions[lo + (ordinal == first):hi]
                 ended = finish_day == ordinal
+                table = tables[ordinal]
+                status = table.setdefault(run.status, len(table)) if ended else -1
                 if ordinal == first:
+                    trigger = run.trigger
                     starts[ordinal].append(_CachedStart(
-                        run.run_id, name(ordinal, run.schedule), name(ordinal, run.trigger), run.scheduled_for,
-                        run.started_at, run.pid, positions[0], name(ordinal, run.status) if ended else -1,
+                        run.run_id, table.setdefault(run.schedule, len(table)),
+                        -1 if trigger is None else table.setdefault(trigger, len(table)), run.scheduled_for,
+                        run.started_at, run.pid, positions[0], status,
                         run.finished_at if ended else None, finish if ended else None, part.tobytes()))
                 else:
                     mores[ordinal].append(_CachedMore(
-                        run.run_id, name(ordinal, run.status) if ended else -1,
-                        run.finished_at if ended else None, finish if ended else None, part.tobytes()))
+                        run.run_id, status, run.finished_at if ended else None, finish if ended else None,
+                        part.tobytes()))
         out = []
         for ordinal, state in wanted.items():
             try:
@@ -741,25 +754,30 @@ class Journal:
         except (msgspec.DecodeError, msgspec.ValidationError):
             heads = [self._decode_line(state, state.lines + number, line) for number, line in enumerate(lines, 1)]
         offset = state.offset
+        # Start positions of the lines, computed in C: pos_k = base | offset + sum(len(line_i) + 1 for i < k).
+        starts = accumulate(map(_PLUS_ONE, map(len, lines)), initial=base_pos | offset)
         runs_get = self._runs.get
-        for number, (line, head) in enumerate(zip(lines, heads), state.lines + 1):
-            pos = base_pos | offset
-            offset += len(line) + 1
+        orphans = state.orphans
+        detail = _RUN_DETAIL_EVENTS
+        index = self._index
+        # The bulk (task events) only adds a position to its run: a lean loop; the rest goes through _index.
+        for head, pos in zip(heads, starts):
             if head is None:
                 continue
-            if head.event in _RUN_DETAIL_EVENTS:
+            if head.event in detail:
                 run = runs_get(head.run_id)  # type: ignore[arg-type]
                 if run is not None:
                     run.positions.append(pos)
                 elif head.run_id:
-                    state.orphans.add(head.run_id)
+                    orphans.add(head.run_id)
                 continue
             try:
-                self._index(head, pos, state)
+                index(head, pos, state)
             except ValueError as exc:
                 state.uncacheable = True  # keeps the warning at every open
+                number = state.lines + 1 + data.count(b"\n", 0, (pos & _OFFSET_MASK) - offset)
                 log.warning("journal: %s:%d: invalid line skipped: %s", state.path, number, exc)
-        state.offset = offset
+        state.offset = offset + end + 1
         state.lines += len(lines)
         state.torn_warned = False
 
