@@ -53,4 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
         print(report.to_text())
+        if report.new:
+            print(f"The changed days are calculated by the next calculate_days run (schedule terminal-import every "
+                  f"2 minutes, nightly at 05:00), or now: zmi-reconciler run terminal-import --task calculate_days")
     return 1 if report.rejected else 0
