@@ -75,3 +75,19 @@ def test_upcoming_lists_schedules_soonest_first_with_local_next_fire(tmp_path):
     assert lines[1].startswith("a (") and "next Mon 2026-11-30 05:00 CET" in lines[1]
     assert lines[2] == "c (manual (only when triggered)): backup_database"
     assert lines[3].startswith("d: not loaded: ") and "E025" in lines[3]
+
+
+def test_starter_config_is_written_once_and_makes_mail_go_to_the_folder(tmp_path):
+    from zmi_reconciler.cli.quickstart import write_starter_config
+
+    written = write_starter_config(None, {}, tmp_path)
+    assert written == tmp_path / "zmi-reconciler.toml"
+    settings = load_settings(written, overrides={"data_dir": tmp_path / "var"}, environ={})
+    assert settings.smtp.transport == "folder" and settings.mail_path == tmp_path / "var" / "mail"
+    written.write_text("port = 9\n")
+    assert write_starter_config(None, {}, tmp_path) is None and written.read_text() == "port = 9\n"
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    assert write_starter_config("my.toml", {}, other) is None
+    assert write_starter_config(None, {"ZMI_CONFIG": "x.toml"}, other) is None
+    assert not (other / "zmi-reconciler.toml").exists()

@@ -17,9 +17,10 @@ import os
 import sys
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 
 from zmi_reconciler.cli import serve
-from zmi_reconciler.config import ConfigError, Settings, SmtpSettings, settings_from_args
+from zmi_reconciler.config import DEFAULT_CONFIG_FILE, ConfigError, Settings, SmtpSettings, settings_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +52,35 @@ def wants_mail_folder(settings: Settings, environ: Mapping[str, str]) -> bool:
     environment sets no ``ZMI_MAIL_TRANSPORT`` and ``settings.smtp`` is all defaults (no ``[smtp]`` configured,
     so SMTP would go to localhost:25, which a first install rarely has)."""
     return not environ.get("ZMI_MAIL_TRANSPORT") and settings.smtp == SmtpSettings()
+
+
+STARTER_CONFIG = """\
+# zmi-reconciler settings, written by `make run` (zmi-reconciler quickstart) on the first start; edit freely.
+# Every setting: zmi_reconciler/config.py. ZMI_* environment variables and flags override this file.
+
+# default_timezone = "Europe/Berlin"
+# holiday_region = "DE-BY"
+# alert_email = "hr-it@example.com"
+
+[smtp]
+# No mail server yet: notifications are written as .eml files into <data_dir>/mail/.
+# To send real mail: transport = "smtp" plus host, port, security (plain|starttls|ssl), username, password, sender.
+transport = "folder"
+
+# [commands]                     # the run_command allowlist: name = argv (no shell)
+# sync-hr = ["/opt/hr/bin/sync", "--quiet"]
+"""
+
+
+def write_starter_config(config_arg: str | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
+    """Write :data:`STARTER_CONFIG` to ``cwd/zmi-reconciler.toml`` when no settings file is in use (no
+    ``--config``, no ``ZMI_CONFIG``, none in ``cwd``) and return its path; else None. The file makes the demo's
+    choices (mail into a folder) visible and shared by ``serve`` and ``run``, and is where the admin edits them."""
+    path = cwd / DEFAULT_CONFIG_FILE
+    if config_arg or environ.get("ZMI_CONFIG") or path.exists():
+        return None
+    path.write_text(STARTER_CONFIG, encoding="utf-8")
+    return path
 
 
 def upcoming(settings: Settings, now_utc: datetime, limit: int = 8) -> list[str]:
@@ -86,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, StoreBusyError, OSError) as exc:
         print(f"zmi-reconciler: {exc}", file=sys.stderr)
         return 2
+    starter = write_starter_config(getattr(args, "config", None), os.environ, Path.cwd())
+    if starter is not None:
+        settings = settings_from_args(args)
+        print(f"quickstart: wrote settings {starter} (mail goes to {settings.mail_path}/*.eml until you "
+              "configure [smtp])", flush=True)
     for line in seed_if_empty(settings):
         print(f"quickstart: {line}", flush=True)
     if wants_mail_folder(settings, os.environ):
