@@ -376,3 +376,39 @@ def test_unchanged_invalid_file_is_journaled_once(env, tmp_path) -> None:
     (folder / "broken.yaml").write_text(BROKEN_NIGHTLY.replace("25:00", "26:00"))
     assert rec.reconcile_all() == [Change("broken", "invalid")]
     assert len(_events(journal, "schedule_invalid")) == 3
+
+
+def test_one_pass_journals_its_events_in_one_batch_in_order(env) -> None:
+    folder, runner, journal, rec = env
+    (folder / "nightly.yaml").write_text(NIGHTLY)
+    (folder / "alive.yml").write_text(ALIVE)
+    (folder / "broken.yaml").write_text(BROKEN_NIGHTLY)
+    batches: list[list[str]] = []
+    singles: list[str] = []
+    append_many, append = journal.append_many, journal.append
+
+    def spy_many(events):
+        events = list(events)
+        batches.append([f"{e}:{f['schedule']}" for e, f in events])
+        return append_many(events)
+
+    def spy_one(event, **fields):
+        singles.append(f"{event}:{fields['schedule']}")
+        return append(event, **fields)
+
+    journal.append_many, journal.append = spy_many, spy_one  # type: ignore[method-assign]
+    rec.reconcile_all()
+    assert batches == [["schedule_loaded:alive", "schedule_invalid:broken", "schedule_loaded:nightly"]]
+    assert singles == []
+    assert [f"{e['event']}:{e['schedule']}" for e in _events(journal)] == batches[0]
+    # A batch that fails is retried event by event, so the others are still recorded.
+    (folder / "alive.yml").unlink()
+    (folder / "nightly.yaml").unlink()
+
+    def failing_many(events):
+        raise OSError("disk full")
+
+    journal.append_many = failing_many  # type: ignore[method-assign]
+    rec.reconcile_all()
+    assert singles == ["schedule_removed:alive", "schedule_removed:nightly"]
+    assert [e["event"] for e in _events(journal)][-2:] == ["schedule_removed", "schedule_removed"]

@@ -20,13 +20,15 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+# prometheus_client is imported when the metrics are first needed (first journal line observed or first
+# scrape), not at import: it is not needed before /readyz and costs ~25 ms of every server start.
+if TYPE_CHECKING:
+    from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger("zmi_reconciler.api")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -98,13 +100,16 @@ def _instant(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-class _StatusCollector(Collector):
-    """Gauges computed at scrape time from reconciler, runner and journal."""
+class _StatusCollector:
+    """Gauges computed at scrape time from reconciler, runner and journal (a ``prometheus_client`` collector:
+    ``collect()`` yields metric families; registered with the registry's ``auto_describe``)."""
 
     def __init__(self, service: Any) -> None:
         self.service = service
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator["GaugeMetricFamily"]:
+        from prometheus_client.core import GaugeMetricFamily
+
         svc = self.service
         last_success = GaugeMetricFamily("zmi_last_success_timestamp_seconds",
                                          "end of the last succeeded run (Unix seconds)", labels=["schedule"])
@@ -140,23 +145,48 @@ class _StatusCollector(Collector):
         yield runs
 
 
+_LAZY = frozenset({"registry", "runs", "missed", "skipped", "task_duration", "fire_lag"})
+
+
 class Metrics:
     """One registry per app (no global state). The service feeds journal events to :meth:`observe`;
-    :meth:`render` asks it to poll the journal first, then returns the exposition text."""
+    :meth:`render` asks it to poll the journal first, then returns the exposition text.
+
+    The registry and its counters/histograms (``registry``, ``runs``, ``missed``, ``skipped``,
+    ``task_duration``, ``fire_lag``) are created on first use, so ``prometheus_client`` is not imported
+    before the server is ready."""
 
     def __init__(self, service: Any) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.runs = Counter("zmi_runs", "runs that ended, by status", ["schedule", "status"],
-                            registry=self.registry)
-        self.missed = Counter("zmi_runs_missed", "fires recorded as missed", ["schedule"], registry=self.registry)
-        self.skipped = Counter("zmi_runs_skipped", "fires recorded as skipped", ["schedule", "reason"],
-                               registry=self.registry)
-        self.task_duration = Histogram("zmi_task_duration_seconds", "task durations", ["task"],
-                                       buckets=_DURATION_BUCKETS, registry=self.registry)
-        self.fire_lag = Histogram("zmi_fire_lag_seconds", "due time on the grid -> run_started",
-                                  buckets=_LAG_BUCKETS, registry=self.registry)
-        self.registry.register(_StatusCollector(service))
         self._service = service
+        self._build_lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(name)
+        self._build()
+        return self.__dict__[name]
+
+    def _build(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        with self._build_lock:
+            if "registry" in self.__dict__:
+                return
+            self._create(CollectorRegistry, Counter, Histogram)
+
+    def _create(self, CollectorRegistry: Any, Counter: Any, Histogram: Any) -> None:  # noqa: N803
+        registry = CollectorRegistry(auto_describe=True)
+        self.runs = Counter("zmi_runs", "runs that ended, by status", ["schedule", "status"],
+                            registry=registry)
+        self.missed = Counter("zmi_runs_missed", "fires recorded as missed", ["schedule"], registry=registry)
+        self.skipped = Counter("zmi_runs_skipped", "fires recorded as skipped", ["schedule", "reason"],
+                               registry=registry)
+        self.task_duration = Histogram("zmi_task_duration_seconds", "task durations", ["task"],
+                                       buckets=_DURATION_BUCKETS, registry=registry)
+        self.fire_lag = Histogram("zmi_fire_lag_seconds", "due time on the grid -> run_started",
+                                  buckets=_LAG_BUCKETS, registry=registry)
+        registry.register(_StatusCollector(self._service))
+        self.registry = registry  # last: its presence marks the set as complete
 
     def observe(self, record: dict[str, Any]) -> None:
         """Count one journal event."""
@@ -179,5 +209,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """Poll the journal, then the exposition text."""
+        from prometheus_client import generate_latest
+
         self._service.poll_journal()
         return generate_latest(self.registry)

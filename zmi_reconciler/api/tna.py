@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from zmi_reconciler.api.models import (ClosingResult, DayBooking, DayOverview, DayValue, EmployeeClosing,
                                        EmployeeDays, EmployeeInfo, EmployeeList, EmployeeMonths, MonthValue,
@@ -21,8 +22,10 @@ from zmi_reconciler.api.models import (ClosingResult, DayBooking, DayOverview, D
 from zmi_reconciler.api.problems import FieldError, InvalidRequest, NotFound
 from zmi_reconciler.config import Settings
 from zmi_reconciler.tasks.base import utc_now
-from zmi_reconciler.tna.models import DailyValue
-from zmi_reconciler.tna.store import Employee, StoredBooking, Store, normalize_pin
+
+if TYPE_CHECKING:  # the store (sqlite3, migrations) is imported on the first request, not before /readyz
+    from zmi_reconciler.tna.models import DailyValue
+    from zmi_reconciler.tna.store import Employee, StoredBooking, Store
 
 #: Longest range of ``GET /employees/{n}/daily-values`` in days (inclusive; a leap year).
 MAX_RANGE_DAYS = 366
@@ -68,7 +71,12 @@ class TnaService:
         self.settings = settings
         self.zone = settings.zone
         self.clock = clock
-        self._open = open_store or (lambda: Store.open(settings.database_path, zone=self.zone))
+        self._open = open_store or self._open_default
+
+    def _open_default(self) -> "Store":
+        from zmi_reconciler.tna.store import Store
+
+        return Store.open(self.settings.database_path, zone=self.zone)
 
     @contextmanager
     def store(self) -> Iterator[Store]:
@@ -132,6 +140,8 @@ class TnaService:
         with self.store() as store:
             rows = store.unassigned()
         if pin is not None:
+            from zmi_reconciler.tna.store import normalize_pin
+
             wanted = pin.strip()
             rows = [b for b in rows if b.ident == (normalize_pin(wanted) if b.ident_kind == "pin" else wanted)]
         rows.sort(key=lambda b: (b.ident_kind != "pin", _natural(b.ident), b.at))
