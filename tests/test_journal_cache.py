@@ -290,7 +290,8 @@ def test_runs_that_cannot_be_replayed_per_file_keep_the_file_out_of_the_cache(tm
     clock = Clock(datetime(2026, 3, 28, 23, 50, tzinfo=timezone.utc))
     journal = Journal(tmp_path, clock=clock, index_cache=False)
     _run(journal, clock, "plain", "succeeded")  # 2026-03-28: ok
-    # a task line of a run before its run_started (in the same file)
+    # a task line of a run before its run_started (in the same file): not part of the run, and no obstacle to
+    # the cache (the index keeps only run-level lines; task lines are looked up from run_started on)
     journal.append("task_log", schedule="early", run_id="early@1", index=0, task="x", level="info", message="?")
     journal.append("run_started", schedule="early", run_id="early@1", trigger="manual")
     journal.append("run_finished", schedule="early", run_id="early@1", status="succeeded")
@@ -307,7 +308,8 @@ def test_runs_that_cannot_be_replayed_per_file_keep_the_file_out_of_the_cache(tm
     _run(journal, clock, "plain", "failed")
     journal.close()
     cached = assert_same(tmp_path, clock)
-    assert sorted(_entries(tmp_path)) == ["2026-04-01.idx"]
+    assert sorted(_entries(tmp_path)) == ["2026-03-28.idx", "2026-04-01.idx"]
+    assert cached.get_run("early@1")["logs"] == []  # type: ignore[index]
     assert cached.last_success("plain") == datetime(2026, 3, 31, 1, 0, 41, tzinfo=timezone.utc)
     assert_same(tmp_path, clock)
 

@@ -15,9 +15,11 @@ torn line stays one invalid line and never swallows the next event.
 Reading: :class:`Journal` builds an in-memory index at open (one pass over the retained files, or a replay of
 the index cache in ``<journal_dir>/.index/`` plus what the files gained since) and keeps it up
 to date on every append and before every query (it re-reads from the last known offset of the newest files, so
-lines appended by another process show up; the cost when nothing changed is a ``stat``). Per run the index keeps
-a small summary plus the positions (day, byte offset) of its events; task results and logs are loaded from disk
-on demand by :meth:`Journal.get_run`. Invalid lines are skipped with a warning naming ``file:line``; a torn last
+lines appended by another process show up; the cost when nothing changed is a ``stat``). Only run-level lines
+(``run_*`` events) are decoded to build the index; task lines (the bulk) are not looked at. Per run the index keeps a
+small summary plus the positions (day, byte offset) of its run-level lines; task results and logs are loaded from
+disk on demand by :meth:`Journal.get_run`, which reads the lines naming the run from its ``run_started`` to its
+last run-level line (to the end of the journal while it runs). Invalid lines are skipped with a warning naming ``file:line``; a torn last
 line is skipped with a warning and is never fatal.
 """
 
@@ -67,7 +69,7 @@ _OFFSET_MASK = (1 << _OFFSET_BITS) - 1
 _READ_CHUNK = 4 << 20
 _INDEX_KEYS = frozenset({"ts", "event", "schedule", "run_id", "pid"})
 _CACHE_DIR = ".index"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: positions of run-level lines only (1 had every line of a run)
 _CACHE_SUFFIX = ".idx"
 _TAIL_BYTES = 64
 
@@ -143,8 +145,6 @@ class _Head(msgspec.Struct, gc=False):
 
 _HEAD = msgspec.json.Decoder(_Head)
 _HEADS = msgspec.json.Decoder(list[_Head])
-#: Events that only add a position to their run (the bulk of a journal); indexed on a fast path.
-_RUN_DETAIL_EVENTS = frozenset({"task_started", "task_log", "task_finished"})
 _PLUS_ONE = (1).__add__
 
 
@@ -153,7 +153,8 @@ def _max(current: datetime | None, value: datetime) -> datetime:
 
 
 class _Run:
-    """Index entry of one run: summary fields (aware UTC datetimes), the positions of its events and the
+    """Index entry of one run: summary fields (aware UTC datetimes), the positions of its run-level lines
+    (``run_started`` first; task lines are not indexed, see :meth:`Journal._lines_of`) and the
     position of the event that ended it (``finish_pos``, None while running). ``pid`` is the writer of
     ``run_started`` (only consulted while the run is ``running``)."""
 
@@ -362,10 +363,11 @@ class Journal:
                 os.fsync(fd)
             state.offset += len(line)
             state.lines += 1
-            try:
-                self._index(head, (day.toordinal() << _OFFSET_BITS) | offset, state)
-            except ValueError as exc:  # written as given; only the index cannot use it
-                log.warning("journal: %s:%d: %s not indexed: %s", state.path, state.lines, event, exc)
+            if event.startswith("run_"):  # task lines are found by _details when asked for
+                try:
+                    self._index(head, (day.toordinal() << _OFFSET_BITS) | offset, state)
+                except ValueError as exc:  # written as given; only the index cannot use it
+                    log.warning("journal: %s:%d: %s not indexed: %s", state.path, state.lines, event, exc)
         return record
 
     def append_many(self, events: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -404,6 +406,8 @@ class Journal:
                 offset = state.offset
                 state.offset += len(line)
                 state.lines += 1
+                if not head.event.startswith("run_"):
+                    continue
                 try:
                     self._index(head, (day.toordinal() << _OFFSET_BITS) | offset, state)
                 except ValueError as exc:
@@ -747,7 +751,104 @@ class Journal:
                         state.path, state.lines + 1, len(pending))
 
     def _ingest(self, state: _FileState, data: bytes, end: int, base_pos: int) -> None:
-        """Index the complete lines ``data[:end]`` (``end`` is the index of the last newline)."""
+        """Index the complete lines ``data[:end]`` (``end`` is the index of the last newline).
+
+        Only run-level lines (``run_*`` events) feed the index; task lines are found again by :meth:`_details`
+        when a run's details are asked for. Fast path (lines as :func:`encode_event` writes them: every line
+        starts with ``{"ts":"``, one ``"event":"`` per line): the ``run_*`` lines are found with byte searches
+        and only they are decoded. Any other chunk (hand-written lines, invalid or blank lines, a terminated torn
+        line without its event) takes the full path: every line decoded, invalid ones warned about."""
+        offset = state.offset
+        nlines = data.count(b"\n", 0, end + 1)
+        lines = self._run_lines(data, end, nlines)
+        if lines is None:
+            self._ingest_all(state, data, end, base_pos)
+            return
+        starts, raws = lines
+        try:
+            heads: list[_Head] = _HEADS.decode(b"[" + b",".join(raws) + b"]")
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self._ingest_all(state, data, end, base_pos)
+            return
+        index = self._index
+        base = base_pos | offset
+        runs = self._runs
+        runs_get = runs.get
+        schedules = self._schedules
+        schedule = self._schedule
+        orphans = state.orphans
+        parse = parse_utc
+        intern = sys.intern
+        new_run = _Run
+        slot_triggers = SLOT_TRIGGERS
+        # The common lines (a run's first start, its first end) inline; everything else through _index, which
+        # does the same for them (instants are parsed before anything changes, so a ValueError changes nothing).
+        for head, start in zip(heads, starts):
+            pos = base + start
+            try:
+                event = head.event
+                run_id = head.run_id
+                if event == "run_finished" and run_id:
+                    run = runs_get(run_id)
+                    if run is not None and run.finish_pos is None:
+                        finished_at = parse(head.ts)
+                        run.positions.append(pos)
+                        run.status = status = intern(head.status or "unknown")
+                        run.finished_at = finished_at
+                        run.finish_pos = pos
+                        if status == "succeeded":
+                            entry = schedules.get(run.schedule) or schedule(run.schedule)
+                            if entry.last_success is None or finished_at > entry.last_success:
+                                entry.last_success = finished_at
+                        continue
+                elif event == "run_started" and run_id and run_id not in runs and run_id not in orphans:
+                    scheduled_for = head.scheduled_for
+                    slot = None if scheduled_for is None else parse(scheduled_for)
+                    started_at = parse(head.ts)
+                    sid = intern(head.schedule or run_id.partition("@")[0])
+                    trigger = head.trigger
+                    trigger = intern(trigger) if trigger else None
+                    run = runs[run_id] = new_run(run_id, sid, trigger, slot, started_at, head.pid, pos)
+                    entry = schedules.get(sid) or schedule(sid)
+                    entry.runs.append(run)
+                    if slot is not None and trigger in slot_triggers and (entry.last_slot is None
+                                                                          or slot > entry.last_slot):
+                        entry.last_slot = slot
+                    continue
+                index(head, pos, state)
+            except ValueError as exc:
+                state.uncacheable = True  # keeps the warning at every open
+                number = state.lines + 1 + data.count(b"\n", 0, start)
+                log.warning("journal: %s:%d: invalid line skipped: %s", state.path, number, exc)
+        state.offset = offset + end + 1
+        state.lines += nlines
+        state.torn_warned = False
+
+    @staticmethod
+    def _run_lines(data: bytes, end: int, nlines: int) -> tuple[list[int], list[bytes]] | None:
+        """Start offsets and bytes of the ``run_*`` lines in ``data[:end]``, or None when the chunk is not
+        in the journal's own line format (see :meth:`_ingest`)."""
+        if not data.startswith(b'{"ts":"') or data.count(b'\n{"ts":"', 0, end) != nlines - 1:
+            return None
+        if data.count(b'"event":"', 0, end) != nlines:
+            return None
+        find = data.find
+        rfind = data.rfind
+        starts: list[int] = []
+        raws: list[bytes] = []
+        i = find(b'"event":"run_', 0, end)
+        while i >= 0:
+            ls = rfind(b"\n", 0, i) + 1
+            if data[i - 1] != 44 or find(b'"', ls + 7, i) != i - 2:  # not the key right after "ts": nested
+                return None
+            le = find(b"\n", i, end + 1)
+            starts.append(ls)
+            raws.append(data[ls:le])
+            i = find(b'"event":"run_', le, end)
+        return starts, raws
+
+    def _ingest_all(self, state: _FileState, data: bytes, end: int, base_pos: int) -> None:
+        """:meth:`_ingest` decoding every line (invalid lines are skipped with a warning naming ``file:line``)."""
         lines = data[:end].split(b"\n")
         try:  # one decoder call per chunk; any bad line sends the chunk down the per-line path
             heads: list[_Head | None] = _HEADS.decode(b"[" + b",".join(lines) + b"]")
@@ -756,20 +857,9 @@ class Journal:
         offset = state.offset
         # Start positions of the lines, computed in C: pos_k = base | offset + sum(len(line_i) + 1 for i < k).
         starts = accumulate(map(_PLUS_ONE, map(len, lines)), initial=base_pos | offset)
-        runs_get = self._runs.get
-        orphans = state.orphans
-        detail = _RUN_DETAIL_EVENTS
         index = self._index
-        # The bulk (task events) only adds a position to its run: a lean loop; the rest goes through _index.
         for head, pos in zip(heads, starts):
-            if head is None:
-                continue
-            if head.event in detail:
-                run = runs_get(head.run_id)  # type: ignore[arg-type]
-                if run is not None:
-                    run.positions.append(pos)
-                elif head.run_id:
-                    orphans.add(head.run_id)
+            if head is None or not head.event.startswith("run_"):
                 continue
             try:
                 index(head, pos, state)
@@ -988,7 +1078,7 @@ class Journal:
         out = run.summary()
         tasks: dict[int, dict[str, Any]] = {}
         logs: list[dict[str, Any]] = []
-        for record in self._load(run.positions):
+        for record in self._lines_of(run):
             event = record.get("event")
             if record.get("run_id") != run.run_id:
                 continue
@@ -1018,37 +1108,36 @@ class Journal:
         out["logs"] = logs
         return out
 
-    def _load(self, positions: Iterable[int]) -> Iterator[dict[str, Any]]:
-        """Read the lines at ``positions`` (ascending within each file); unreadable lines are skipped."""
-        handle = None
-        handle_day = None
-        try:
-            for pos in positions:
-                ordinal, offset = pos >> _OFFSET_BITS, pos & _OFFSET_MASK
-                if ordinal != handle_day:
-                    if handle is not None:
-                        handle.close()
-                        handle = None
-                    handle_day = ordinal
-                    state = self._files.get(ordinal)
-                    if state is None:
-                        continue
-                    try:
-                        handle = open(state.path, "rb")
-                    except FileNotFoundError:
-                        continue
-                if handle is None:
-                    continue
-                handle.seek(offset)
-                try:
-                    record = json.loads(handle.readline())
-                except ValueError:
-                    continue
-                if isinstance(record, dict):
-                    yield record
-        finally:
-            if handle is not None:
-                handle.close()
+    def _lines_of(self, run: _Run) -> Iterator[dict[str, Any]]:
+        """The valid lines naming ``run``'s id, in file order, from its ``run_started`` to its last run-level line
+        (inclusive; to the end of the journal while it is running). The index keeps only the positions of
+        run-level lines: the task lines in between are found here with a byte search for the quoted run id
+        (every line is decoded when the id could be written escaped). Unreadable lines are skipped."""
+        run_id = run.run_id
+        positions = run.positions
+        first = positions[0]
+        last = None if run.finish_pos is None else max(positions)
+        needle: bytes | None = None
+        if run_id.isascii() and run_id.isprintable() and not any(c in run_id for c in '"\\/'):
+            needle = b'"' + run_id.encode() + b'"'
+        first_day = first >> _OFFSET_BITS
+        last_day = None if last is None else last >> _OFFSET_BITS
+        for ordinal in self._ordinals[bisect.bisect_left(self._ordinals, first_day):]:
+            if last_day is not None and ordinal > last_day:
+                break
+            state = self._files[ordinal]
+            start = first & _OFFSET_MASK if ordinal == first_day else 0
+            final = last_day is not None and ordinal == last_day
+            stop = (last & _OFFSET_MASK) if final else state.offset  # type: ignore[operator]
+            try:
+                with open(state.path, "rb") as handle:
+                    handle.seek(start)
+                    region = handle.read(max(stop - start, 0))
+                    if final:
+                        region += handle.readline()
+            except OSError:
+                continue
+            yield from _records(region, needle, run_id)
 
     def first_event_time(self) -> datetime | None:
         """``ts`` (aware UTC) of the oldest retained event, or None for an empty journal: roughly when this
@@ -1171,6 +1260,32 @@ def _status_set(status: str | Iterable[str] | None) -> frozenset[str] | None:
     if isinstance(status, str):
         return frozenset({status})
     return frozenset(status)
+
+
+def _records(region: bytes, needle: bytes | None, run_id: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects among the whole lines of ``region`` whose ``run_id`` is ``run_id``; with ``needle`` only
+    lines containing it are decoded."""
+    if needle is None:
+        lines: Iterable[bytes] = region.split(b"\n")
+    else:
+        lines = []
+        find = region.find
+        rfind = region.rfind
+        hit = find(needle)
+        while hit >= 0:
+            ls = rfind(b"\n", 0, hit) + 1
+            le = find(b"\n", hit)
+            if le < 0:
+                le = len(region)
+            lines.append(region[ls:le])
+            hit = find(needle, le)
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("run_id") == run_id:
+            yield record
 
 
 def _parse_or_none(value: Any) -> datetime | None:
