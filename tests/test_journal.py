@@ -331,3 +331,33 @@ def test_malformed_instant_is_written_but_not_indexed(tmp_path: Path, caplog: py
     assert journal.last_slot("nightly") is None
     assert [e["scheduled_for"] for e in journal.iter_events()] == ["tomorrow"]
     assert any("run_missed not indexed" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("form", ["compact", "spaced"])
+def test_lines_in_other_forms_and_odd_run_ids_are_indexed_alike(tmp_path: Path, form: str) -> None:
+    """Compact lines take the byte-search path at open (only run-level lines decoded, instants by the decoder),
+    json.dumps' default form the full decode; offset and naive instants and a run id that JSON may escape
+    (non-ASCII, ``/``) give the same index and the same run details either way."""
+    run_id = "ä/b@1"
+    lines = [
+        {"ts": "2026-03-28T12:00:00.000+02:00", "event": "run_started", "schedule": "a", "run_id": run_id,
+         "trigger": "scheduled", "scheduled_for": "2026-03-28T10:00:00"},
+        {"ts": "2026-03-28T10:00:00.100Z", "event": "task_started", "schedule": "a", "run_id": run_id,
+         "index": 0, "task": "x"},
+        {"ts": "2026-03-28T10:00:00.150Z", "event": "task_started", "schedule": "a", "run_id": "other@1",
+         "index": 0, "task": "y"},
+        {"ts": "2026-03-28T10:00:00.200Z", "event": "task_finished", "schedule": "a", "run_id": run_id,
+         "index": 0, "task": "x", "status": "succeeded", "result": {"n": 1}},
+        {"ts": "2026-03-28T10:00:01.000Z", "event": "run_finished", "schedule": "a", "run_id": run_id,
+         "status": "succeeded"},
+    ]
+    dump = (lambda r: json.dumps(r, separators=(",", ":"), ensure_ascii=False)) if form == "compact" else json.dumps
+    (tmp_path / "2026-03-28.jsonl").write_text("".join(dump(r) + "\n" for r in lines), encoding="utf-8")
+    journal = Journal(tmp_path, clock=Clock(), index_cache=False)
+    ten = datetime(2026, 3, 28, 10, 0, tzinfo=timezone.utc)
+    run = journal.get_run(run_id)
+    assert run is not None
+    assert (run["started_at"], run["scheduled_for"], run["finished_at"], run["status"], run["duration_ms"]) == (
+        ten, ten, ten + timedelta(seconds=1), "succeeded", 1000)
+    assert [(t["task"], t["status"], t["result"]) for t in run["tasks"]] == [("x", "succeeded", {"n": 1})]
+    assert journal.last_slot("a") == ten and journal.last_success("a") == ten + timedelta(seconds=1)

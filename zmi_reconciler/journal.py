@@ -145,6 +145,33 @@ class _Head(msgspec.Struct, gc=False):
 
 _HEAD = msgspec.json.Decoder(_Head)
 _HEADS = msgspec.json.Decoder(list[_Head])
+
+
+class _RunHead(msgspec.Struct, gc=False):
+    """:class:`_Head` of a run-level line with the instants parsed by the decoder (in C), for the first build;
+    a value the decoder refuses sends the chunk down the path that decodes :class:`_Head` and warns per line."""
+
+    ts: datetime
+    event: str
+    schedule: str | None = None
+    run_id: str | None = None
+    trigger: str | None = None
+    scheduled_for: datetime | None = None
+    status: str | None = None
+    pid: int | None = None
+
+
+_RUN_HEADS = msgspec.json.Decoder(list[_RunHead])
+
+
+def _as_utc(value: datetime) -> datetime:
+    """A decoded instant as :func:`parse_utc` gives it (naive taken as UTC, offsets converted to UTC)."""
+    tz = value.tzinfo
+    if tz is _UTC:
+        return value
+    if tz is None:
+        return value.replace(tzinfo=_UTC)
+    return value.astimezone(_UTC)
 _PLUS_ONE = (1).__add__
 
 
@@ -766,7 +793,7 @@ class Journal:
             return
         starts, raws = lines
         try:
-            heads: list[_Head] = _HEADS.decode(b"[" + b",".join(raws) + b"]")
+            heads: list[_RunHead] = _RUN_HEADS.decode(b"[" + b",".join(raws) + b"]")
         except (msgspec.DecodeError, msgspec.ValidationError):
             self._ingest_all(state, data, end, base_pos)
             return
@@ -777,13 +804,14 @@ class Journal:
         schedules = self._schedules
         schedule = self._schedule
         orphans = state.orphans
-        parse = parse_utc
+        utc = _UTC
+        as_utc = _as_utc
         intern = sys.intern
         new_run = _Run
         slot_triggers = SLOT_TRIGGERS
         # The common lines (a run's first start, its first end) inline; everything else through _index, which
         # does the same for them (instants are parsed before anything changes, so a ValueError changes nothing).
-        for head, start in zip(heads, starts):
+        for number, (head, start) in enumerate(zip(heads, starts)):
             pos = base + start
             try:
                 event = head.event
@@ -791,7 +819,9 @@ class Journal:
                 if event == "run_finished" and run_id:
                     run = runs_get(run_id)
                     if run is not None and run.finish_pos is None:
-                        finished_at = parse(head.ts)
+                        finished_at = head.ts
+                        if finished_at.tzinfo is not utc:
+                            finished_at = as_utc(finished_at)
                         run.positions.append(pos)
                         run.status = status = intern(head.status or "unknown")
                         run.finished_at = finished_at
@@ -802,9 +832,12 @@ class Journal:
                                 entry.last_success = finished_at
                         continue
                 elif event == "run_started" and run_id and run_id not in runs and run_id not in orphans:
-                    scheduled_for = head.scheduled_for
-                    slot = None if scheduled_for is None else parse(scheduled_for)
-                    started_at = parse(head.ts)
+                    slot = head.scheduled_for
+                    if slot is not None and slot.tzinfo is not utc:
+                        slot = as_utc(slot)
+                    started_at = head.ts
+                    if started_at.tzinfo is not utc:
+                        started_at = as_utc(started_at)
                     sid = intern(head.schedule or run_id.partition("@")[0])
                     trigger = head.trigger
                     trigger = intern(trigger) if trigger else None
@@ -815,7 +848,7 @@ class Journal:
                                                                           or slot > entry.last_slot):
                         entry.last_slot = slot
                     continue
-                index(head, pos, state)
+                index(_HEAD.decode(raws[number]), pos, state)  # the rest: instants as strings, as _index wants
             except ValueError as exc:
                 state.uncacheable = True  # keeps the warning at every open
                 number = state.lines + 1 + data.count(b"\n", 0, start)
@@ -839,7 +872,7 @@ class Journal:
         i = find(b'"event":"run_', 0, end)
         while i >= 0:
             ls = rfind(b"\n", 0, i) + 1
-            if data[i - 1] != 44 or find(b'"', ls + 7, i) != i - 2:  # not the key right after "ts": nested
+            if find(b'"', ls + 7, i) != i - 2:  # not the key right after "ts": nested
                 return None
             le = find(b"\n", i, end + 1)
             starts.append(ls)
