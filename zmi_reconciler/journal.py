@@ -19,8 +19,10 @@ lines appended by another process show up; the cost when nothing changed is a ``
 (``run_*`` events) are decoded to build the index; task lines (the bulk) are not looked at. Per run the index keeps a
 small summary plus the positions (day, byte offset) of its run-level lines; task results and logs are loaded from
 disk on demand by :meth:`Journal.get_run`, which reads the lines naming the run from its ``run_started`` to its
-last run-level line (to the end of the journal while it runs). Invalid lines are skipped with a warning naming ``file:line``; a torn last
-line is skipped with a warning and is never fatal.
+last run-level line (to the end of the journal while it runs). Invalid lines are skipped with a warning naming
+``file:line`` (a damaged task line that still starts like the journal's own lines is not decoded at open, so it
+is only skipped, silently, when its run's details are read); a torn last line is skipped with a warning and is
+never fatal.
 """
 
 from __future__ import annotations
@@ -1078,7 +1080,10 @@ class Journal:
         ``error``), ``tasks``: list by ``index`` of dicts ``index``, ``task``, ``status``, ``started_at``,
         ``finished_at``, ``duration_ms``, ``result``, ``error`` (and any further ``task_finished`` fields; a task
         that never finished has status ``running``, or ``interrupted`` in an interrupted run), and ``logs``:
-        the ``task_log`` records in order with ``ts`` as an aware UTC datetime. Reads the run's lines from disk.
+        the ``task_log`` records in order with ``ts`` as an aware UTC datetime. Reads the run's lines from disk:
+        those naming the run from its ``run_started`` to its last run-level line (``run_finished``,
+        ``run_interrupted``), or to the end of the journal while it runs; a task line written after the run's end
+        (a task that outlived the shutdown grace) is not part of it.
         """
         with self._lock:
             self.refresh()
