@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install bench clean openapi
+.PHONY: run test install bench clean openapi bytecode
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +14,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+# Byte-compile our package explicitly: environments with PYTHONDONTWRITEBYTECODE=1 would otherwise recompile
+# it on every start (~0.3 s of the server's start-up). Only changed modules are recompiled.
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q zmi_reconciler
+
+run: $(STAMP) bytecode
 	$(BIN)/zmi-reconciler quickstart
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) bytecode
 	$(BIN)/python bench/run_all.py
 
 openapi: $(STAMP)
