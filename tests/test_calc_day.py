@@ -249,6 +249,53 @@ def test_free_day_bookings_are_overtime():
     assert calculate_day(1, DAY, [], None).errors == ()
 
 
+SATURDAY = dt.date(2026, 3, 28)
+
+# Free day (no day plan): target 0, ArbZG §4 minimum breaks. (id, bookings, gross, presence, breaks, net)
+FREE_DAYS = [
+    ("07:44-17:29 over 9 h", shift("07:44", "17:29"), 585, 585, 45, 540),
+    ("08:00-14:00 exactly 6 h", shift("08:00", "14:00"), 360, 360, 0, 360),
+    ("08:00-14:01 over 6 h", shift("08:00", "14:01"), 361, 361, 30, 331),
+    ("08:00-17:01 over 9 h", shift("08:00", "17:01"), 541, 541, 45, 496),
+    ("booked 30 inside 7 h presence", shift("08:00", "12:00", "12:30", "15:30"), 450, 420, 30, 420),
+    ("booked 20 inside 7 h presence", shift("08:00", "12:00", "12:20", "15:20"), 440, 420, 30, 410),
+    ("no bookings", [], 0, 0, 0, 0),
+]
+
+
+@pytest.mark.parametrize("bookings, gross, presence, breaks, net", [c[1:] for c in FREE_DAYS],
+                         ids=[c[0] for c in FREE_DAYS])
+def test_free_day_applies_arbzg_minimum_breaks(bookings, gross, presence, breaks, net):
+    value = calculate_day(1, SATURDAY, bookings, None)
+    assert (value.gross, value.presence, value.breaks, value.net) == (gross, presence, breaks, net)
+    assert (value.target, value.difference, value.overtime, value.undertime) == (0, net, net, 0)
+    assert (value.capped, value.credited, value.errors) == (0, 0, ())
+
+
+def test_free_day_through_calculate_days():
+    week = {SATURDAY: shift("07:44", "17:29")}
+    [value] = calculate_days(1, [SATURDAY], week, plan_for=lambda d: None, holiday_for=lambda d: None,
+                             today=dt.date(2026, 3, 30))
+    assert (value.gross, value.breaks, value.net, value.target, value.difference) == (585, 45, 540, 0, 540)
+
+
+def test_holiday_without_plan_keeps_plain_evaluation():
+    value = calculate_day(1, SATURDAY, shift("07:44", "17:29"), None, holiday_category=1)
+    assert (value.gross, value.breaks, value.net, value.credited, value.difference) == (585, 0, 585, 0, 585)
+
+
+def test_free_come_day_night_shift_split_by_go_days_plan_gets_arbzg_per_part():
+    # Sunday free, Monday NIGHT: Sunday 17:00 come -> Monday 02:00 go. Monday's plan splits it at midnight;
+    # Sunday's part 17:00-24:00 (420) is a free-day part -> 30 minimum break; Monday's 120 -> none.
+    sun_day, mon_day = dt.date(2026, 3, 22), dt.date(2026, 3, 23)
+    sun, mon = [Booking.at("17:00", "come")], [Booking.at("02:00", "go")]
+    plans = {sun_day: None, mon_day: NIGHT}
+    values = calculate_days(1, [sun_day, mon_day], {sun_day: sun, mon_day: mon}, plan_for=plans.get,
+                            holiday_for=lambda d: None, today=dt.date(2026, 3, 30))
+    assert [(v.gross, v.breaks, v.net, v.target, v.errors) for v in values] == [
+        (420, 30, 390, 0, ()), (120, 0, 120, 480, ())]
+
+
 # ArbZG §4 edges: presence -> required minimum break
 @pytest.mark.parametrize("presence, required", [(0, 0), (359, 0), (360, 0), (361, 30), (540, 30), (541, 45),
                                                 (700, 45)])

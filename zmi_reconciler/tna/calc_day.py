@@ -25,6 +25,8 @@ Steps of :func:`calculate_day`, in order (ZMI manual rules, SPEC section 7):
    deducts at most its minutes per day, in time order across the shifts. ``breaks`` = booked + deducted.
 5. **Maximum net time**: worked net above ``max_net_minutes`` is cut and reported as ``capped``.
 6. **Credit**: holiday credit per category; on working days without bookings the plan's no-booking rule.
+   A **free day** (no day plan, e.g. Saturday/Sunday free in the week plan) is evaluated with the built-in
+   :data:`FREE_DAY_PLAN` (target 0, ArbZG §4 minimum breaks, no maximum net), see :func:`calculate_day`.
 7. ``net = gross - breaks - capped + credited``; ``difference = net - target``; overtime/undertime split it.
 """
 
@@ -34,8 +36,8 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from zmi_reconciler.tna.models import (MINUTES_PER_DAY, MISSING_COME, MISSING_GO, NO_BOOKINGS, Booking,
-                                       BreakRule, DailyValue, DayPlan, EmployeeId)
+from zmi_reconciler.tna.models import (ARBZG_BREAKS, MINUTES_PER_DAY, MISSING_COME, MISSING_GO, NO_BOOKINGS,
+                                       Booking, BreakRule, DailyValue, DayPlan, EmployeeId)
 
 Interval = tuple[int, int]  # [start, end) in local minutes of day
 
@@ -56,6 +58,14 @@ class DayChange:
 
 
 NO_DAY_CHANGE = DayChange()
+
+FREE_DAY_PLAN = DayPlan(code="(free)", name="free day (built-in)", target_minutes=0, breaks=ARBZG_BREAKS,
+                        max_net_minutes=None, no_booking_rule="deduct_target", day_change="none")
+"""Built-in day plan of a free day (no day plan, non-holiday): target 0, ArbZG §4 minimum breaks
+(:data:`~zmi_reconciler.tna.models.ARBZG_BREAKS`: 30 min for more than 6 h, 45 min for more than 9 h of
+presence), no maximum net time. The no-booking rule is irrelevant (target 0: no bookings -> zero, no error).
+Its ``day_change`` is NOT used: :func:`day_change_context` still sees ``None`` for a free day, so the go
+day's plan decides whether a shift from a free come day is split at midnight."""
 
 
 def _ordered(bookings: Iterable[Booking]) -> list[Booking]:
@@ -217,8 +227,8 @@ def calculate_day(employee_id: EmployeeId, day: dt.date, bookings: Iterable[Book
                   day_change: DayChange = NO_DAY_CHANGE) -> DailyValue:
     """Evaluate one employee's local ``day`` -> :class:`DailyValue` (all minutes; rules in the module doc).
 
-    ``bookings``: the day's come/go bookings (any order). ``plan``: the day plan, ``None`` for a free day
-    (target 0, no break rules; booked time is overtime). ``holiday_category``: 1/2/3 on a public holiday
+    ``bookings``: the day's come/go bookings (any order). ``plan``: the day plan, ``None`` for a free day.
+    ``holiday_category``: 1/2/3 on a public holiday
     (credit per :meth:`DayPlan.holiday_credit`, added to any worked time; the no-booking rule does not apply).
     ``final``: the day is over (it is the day after or later; see :func:`is_final`); when False the value is
     provisional and carries no errors. ``day_change``: midnight links from :func:`day_change_context`.
@@ -227,8 +237,20 @@ def calculate_day(employee_id: EmployeeId, day: dt.date, bookings: Iterable[Book
     ``plan.no_booking_rule``: ``deduct_target`` -> difference -target; ``take_over_target`` -> credited =
     target, difference 0; ``no_evaluation`` -> target 0, difference 0 and NO_BOOKINGS on a final day.
     Raises ``ValueError`` for an invalid holiday category or a ``day_change`` the bookings contradict.
+
+    Free day (``plan`` None, no holiday): evaluated with :data:`FREE_DAY_PLAN` -> target 0, booked time is
+    overtime, but the ArbZG §4 minimum breaks apply (30 min for presence strictly over 6 h, 45 min over
+    9 h; booked breaks count toward them). Reason: ArbZG §4 requires rest breaks on EVERY working day,
+    regardless of the day plan; without it a Saturday shift on a free weekend (week plans with free
+    Saturday/Sunday, as in the demo) escaped the legal minimum (07:44-17:29 -> breaks 45, net 540, not 585).
+    No maximum net time; no bookings -> all zero, no error. The day change across midnight is unchanged:
+    the come day's plan decides whether a shift is split at midnight; if the come day is free, the go day's
+    plan decides (:func:`day_change_context`, given the real ``None``). A holiday without a day plan keeps
+    the plain evaluation: no credit, no break rules.
     """
     bookings = list(bookings)
+    if plan is None and holiday_category is None:
+        plan = FREE_DAY_PLAN
     pairs, pairing_errors = pair_bookings(bookings, day_change)
     target = plan.target_minutes if plan is not None else 0
     presence = sum(e - s for s, e in pairs)
@@ -285,5 +307,5 @@ def calculate_days(employee_id: EmployeeId, days: Iterable[dt.date],
     return values
 
 
-__all__ = ["DayChange", "NO_DAY_CHANGE", "calculate_day", "calculate_days", "day_change_context",
+__all__ = ["DayChange", "FREE_DAY_PLAN", "NO_DAY_CHANGE", "calculate_day", "calculate_days", "day_change_context",
            "deducted_breaks", "is_final", "pair_bookings", "required_minimum_break", "shift_parts"]
