@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-import holidays as holidays_lib
-
 from zmi_reconciler.tna import models
 from zmi_reconciler.tna.masterdata import MasterData, apply_masterdata, dump_masterdata
 from zmi_reconciler.tna.store import Employee, Store
+from zmi_reconciler.tna.sync import region_holidays
 
 MASTERDATA_FILE = "masterdata.yaml"
 #: A badge no demo employee has (demo PINs are 5001-5010; see the module doc for why this range).
@@ -100,15 +99,11 @@ def _ascii(text: str) -> str:
 
 
 def demo_holidays(region: str, years: list[int]) -> list[tuple[date, str, int]]:
-    """Public holidays of ``region`` (``DE-BY``: country and optional subdivision) as (date, name, category).
-    Raises ValueError for an unknown region."""
-    country, _, subdiv = region.partition("-")
-    try:
-        table = holidays_lib.country_holidays(country, subdiv=subdiv or None, years=years)
-    except NotImplementedError as exc:
-        raise ValueError(f"unknown holiday region {region!r}: {exc}") from None
-    result = {d: (d, name, 1) for d, name in table.items()}
-    if country == "DE":
+    """Public holidays of ``region`` (:func:`zmi_reconciler.tna.sync.region_holidays`, category 1); in Germany
+    also 24 and 31 December as half days (category 2), as many companies do. Raises ValueError for an
+    unknown region."""
+    result = {d: (d, name, category) for d, name, category in region_holidays(region, years)}
+    if region.partition("-")[0] == "DE":
         for year in years:
             for day, name in ((date(year, 12, 24), "Heiligabend (half day)"),
                               (date(year, 12, 31), "Silvester (half day)")):
