@@ -11,7 +11,7 @@ import pytest
 from zmi_reconciler.cli import main
 from zmi_reconciler.locks import StoreBusyError, acquire_server_lock, server_lock_path
 from zmi_reconciler.tasks import backup_database
-from zmi_reconciler.tna.store import Store
+from zmi_reconciler.tna.store import Store, check_database_file
 
 from test_task_helpers import Clock, dump_tables, make_ctx, make_settings, seed_small_store
 
@@ -57,12 +57,12 @@ def test_corrupted_bytes_come_back_by_bare_name_from_the_backup_dir(setup, monke
     settings.database_path.write_bytes(bytes(data))
     for suffix in ("-wal", "-shm"):
         Path(f"{settings.database_path}{suffix}").unlink(missing_ok=True)
-    assert backup_database.integrity_problems(settings.database_path) != []  # really damaged
+    assert check_database_file(settings.database_path)[0] != []  # really damaged
 
     monkeypatch.chdir(settings.data_dir.parent)
     assert restore_cli(settings, zip_path.name, "--yes") == 0
     assert dump_tables(settings.database_path) == before
-    assert backup_database.integrity_problems(settings.database_path) == []
+    assert check_database_file(settings.database_path)[0] == []
 
 
 def test_refuses_while_a_server_holds_the_store(setup, capsys):

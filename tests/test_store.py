@@ -9,8 +9,8 @@ import pytest
 from zmi_reconciler.tna import migrations
 from zmi_reconciler.tna.models import ARBZG_BREAKS, BreakRule, DailyValue, DayPlan, MonthlyValue, WeekPlan
 from zmi_reconciler.tna.store import (ClosedMonthError, DuplicateBookingError, Employee, NewBooking,
-                                      NotFoundError, Store, UnassignedBooking, local_to_utc, normalize_pin,
-                                      utc_text)
+                                      NotFoundError, Store, UnassignedBooking, check_database_file, local_to_utc,
+                                      normalize_pin, utc_text)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2026, 4, 20, 10, 0, tzinfo=timezone.utc)
@@ -323,7 +323,12 @@ def test_delete_sent_messages(store):
 def test_backup_is_a_consistent_single_file_copy(store, emp, tmp_path):
     store.add_bookings([NewBooking(emp, local(2026, 4, 1, 8))])
     target = tmp_path / "copy.sqlite3"
-    store.backup_to(target)
+    counts = store.snapshot_to(target)
+    assert counts == store.table_counts()
+    assert counts["bookings"] == 1
+    assert check_database_file(target) == ([], counts)  # healthy, same rows
+    raw = sqlite3.connect(target)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # a single file, no -wal
+    raw.close()
     with Store.open(target, zone=BERLIN) as copy:
-        assert copy.integrity_check() == ["ok"]
         assert copy.table_counts() == store.table_counts()

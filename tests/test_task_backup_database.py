@@ -107,14 +107,14 @@ def test_verification_failure_fails_the_task_and_keeps_the_old_file(settings, mo
     task.run(ctx, task.Params())
     old = (settings.backup_path / "zmi-mon.zip").read_bytes()
 
-    real_copy = task.snapshot_copy
+    real_snapshot = Store.snapshot_to
 
-    def lying_copy(source, target):
-        counts = real_copy(source, target)
+    def lying_snapshot(self, target):
+        counts = real_snapshot(self, target)
         counts["bookings"] += 1  # pretend the live store had one more row than the copy
         return counts
 
-    monkeypatch.setattr(task, "snapshot_copy", lying_copy)
+    monkeypatch.setattr(Store, "snapshot_to", lying_snapshot)
     with pytest.raises(TaskFailed, match="row counts differ"):
         task.run(make_ctx(settings, "backup_database", Clock(MONDAY)), task.Params())
     assert (settings.backup_path / "zmi-mon.zip").read_bytes() == old

@@ -2,13 +2,14 @@
 
 How a backup is made (never a plain copy of the live file, which may be mid-write and misses the WAL):
 
-1. A read transaction on the live store pins one snapshot; inside it the rows per table are counted and
-   SQLite's online backup API (``sqlite3.Connection.backup``) copies that snapshot into a temp database in
-   the backup dir. Writers are not blocked (WAL).
+1. :meth:`Store.snapshot_to <zmi_reconciler.tna.store.Store.snapshot_to>`: a read transaction on the live
+   store pins one snapshot; inside it the rows per table are counted and SQLite's online backup API copies
+   that snapshot into a temp database in the backup dir. Writers are not blocked (WAL).
 2. The copy is zipped (``tna.sqlite3`` plus ``manifest.json`` with the row counts, schema version and UTC
    time) into a temp file next to the target.
-3. Verification (``verify: true``) unpacks the database from the ZIP just written, runs
-   ``PRAGMA integrity_check`` and compares the row count of every table with the live counts of step 1.
+3. Verification (``verify: true``) unpacks the database from the ZIP just written, checks it with
+   :func:`~zmi_reconciler.tna.store.check_database_file` (``PRAGMA integrity_check``, rows per table) and
+   compares the row count of every table with the live counts of step 1.
 4. Only a verified ZIP replaces the target (``os.replace``, atomic on one file system). A failed backup
    leaves the previous file of that name intact and raises :class:`TaskFailed`.
 
@@ -61,45 +62,6 @@ class BackupError(Exception):
     """A backup ZIP is unusable (missing member, failed integrity check, row counts differ)."""
 
 
-# --- plain SQLite helpers (generic, not tna domain SQL) ------------------------------------------------
-
-def table_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """Rows per user table of ``conn`` (in its current transaction, if any)."""
-    names = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-    return {n: conn.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0] for n in names}
-
-
-def integrity_problems(path: Path) -> list[str]:
-    """``PRAGMA integrity_check`` of the database file ``path``: empty list when it says ``ok``."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = [r[0] for r in conn.execute("PRAGMA integrity_check")]
-    except sqlite3.DatabaseError as exc:
-        return [str(exc)]
-    finally:
-        conn.close()
-    return [] if rows == ["ok"] else rows
-
-
-def snapshot_copy(source: sqlite3.Connection, target: Path) -> dict[str, int]:
-    """Copy one consistent snapshot of ``source`` into a new database file ``target`` with the online
-    backup API; returns the row counts per table of that same snapshot. ``source`` must be in autocommit
-    mode (the tna store's connection is)."""
-    dest = sqlite3.connect(target)
-    try:
-        source.execute("BEGIN")  # deferred: the first read pins the snapshot for counts and copy
-        try:
-            counts = table_counts(source)
-            source.backup(dest)
-        finally:
-            source.execute("COMMIT")
-        dest.execute("PRAGMA journal_mode = DELETE")  # a self-contained single file in the ZIP
-    finally:
-        dest.close()
-    return counts
-
-
 def extract_database(zip_path: Path, directory: Path) -> tuple[Path, dict[str, Any]]:
     """Unpack the database of a backup ZIP into ``directory``; returns ``(db file, manifest dict)``.
 
@@ -127,18 +89,16 @@ def verify_backup_zip(zip_path: Path, expected_counts: dict[str, int] | None = N
 
     Raises :class:`BackupError` naming the first problem.
     """
+    from zmi_reconciler.tna.store import check_database_file  # lazy: `validate` loads the catalog, not the store
+
     with tempfile.TemporaryDirectory(dir=work_dir, prefix=".zmi-verify-") as tmp:
         db, manifest = extract_database(zip_path, Path(tmp))
-        problems = integrity_problems(db)
-        if problems:
-            raise BackupError(f"{zip_path}: integrity check failed: {'; '.join(problems[:5])}")
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
-            counts = table_counts(conn)
+            problems, counts = check_database_file(db)
         except sqlite3.DatabaseError as exc:
             raise BackupError(f"{zip_path}: cannot read the database: {exc}") from exc
-        finally:
-            conn.close()
+        if problems:
+            raise BackupError(f"{zip_path}: integrity check failed: {'; '.join(problems[:5])}")
     expected = expected_counts if expected_counts is not None else manifest.get("row_counts")
     if expected is not None and counts != expected:
         diff = {t: (expected.get(t), counts.get(t)) for t in sorted(set(expected) | set(counts))
@@ -192,7 +152,7 @@ def run(ctx: TaskContext, params: Params) -> Result:
         except sqlite3.Error as exc:
             raise TaskFailed(f"cannot open the tna store {ctx.settings.database_path}: {exc}") from exc
         try:
-            counts = snapshot_copy(store.connection, copy)
+            counts = store.snapshot_to(copy)
             schema_version = store.schema_version
         except sqlite3.Error as exc:
             raise TaskFailed(f"online backup of {ctx.settings.database_path} failed: {exc}") from exc

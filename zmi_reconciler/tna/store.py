@@ -299,7 +299,7 @@ class Store:
 
     @property
     def connection(self) -> sqlite3.Connection:
-        """The raw connection, for the online backup API (``backup_database``) only."""
+        """The raw connection, for tests only (production code goes through the methods of this class)."""
         return self._conn
 
     @contextlib.contextmanager
@@ -336,10 +336,9 @@ class Store:
             return self._conn.execute(sql, params).fetchall()
 
     def table_counts(self) -> dict[str, int]:
-        """Rows per table (the backup task compares them after restoring a copy)."""
-        names = [r[0] for r in self._query(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-        return {n: self._query(f'SELECT COUNT(*) FROM "{n}"')[0][0] for n in names}
+        """Rows per user table, ``{table name: row count}`` (tests compare stores with it)."""
+        with self._lock:
+            return _table_counts(self._conn)
 
     # master data: plans ---------------------------------------------------------------------------------
 
@@ -1005,20 +1004,28 @@ class Store:
             return self._conn.execute("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?",
                                       (utc_text(before),)).rowcount
 
-    def backup_to(self, target: str | Path) -> None:
-        """Consistent online copy of the whole database into ``target`` (SQLite backup API; readers and
-        writers may continue meanwhile). The copy is in rollback-journal mode, a single file."""
-        dest = sqlite3.connect(str(target))
-        try:
-            with self._lock:
-                self._conn.backup(dest)
-            dest.execute("PRAGMA journal_mode = DELETE")
-        finally:
-            dest.close()
+    def snapshot_to(self, target: str | Path) -> dict[str, int]:
+        """Copy one consistent snapshot of the whole database into the new database file ``target`` with
+        SQLite's online backup API; returns ``{table name: row count}`` of that same snapshot.
 
-    def integrity_check(self) -> list[str]:
-        """``PRAGMA integrity_check`` messages; ``["ok"]`` for a healthy database."""
-        return [r[0] for r in self._query("PRAGMA integrity_check")]
+        One deferred read transaction pins the snapshot while the rows are counted and the pages copied, so
+        counts and copy agree even while other connections write (WAL: writers are not blocked). The copy
+        is switched to rollback-journal mode, a self-contained single file (``backup_database`` zips it).
+        Must not be called inside :meth:`transaction`. Raises ``sqlite3.Error`` when the copy fails.
+        """
+        with self._lock:
+            dest = sqlite3.connect(str(target))
+            try:
+                self._conn.execute("BEGIN")  # deferred: the first read pins the snapshot for counts and copy
+                try:
+                    counts = _table_counts(self._conn)
+                    self._conn.backup(dest)
+                finally:
+                    self._conn.execute("COMMIT")
+                dest.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                dest.close()
+        return counts
 
     # task state -----------------------------------------------------------------------------------------
 
@@ -1122,6 +1129,38 @@ class Store:
 
 
 # --- debounce (shared by the importer and the attach path) ----------------------------------------------
+
+def _table_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Rows per user table of ``conn`` (in its current transaction, if any), ``{table name: row count}``."""
+    names = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    return {n: conn.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0] for n in names}
+
+
+def check_database_file(path: str | Path) -> tuple[list[str], dict[str, int]]:
+    """Check the database FILE ``path`` (opened read-only, never migrated or written): returns
+    ``(problems, counts)``.
+
+    ``problems`` are the ``PRAGMA integrity_check`` messages, empty when it says ``ok`` (or the error text
+    when the file cannot be checked at all, e.g. not a database); ``counts`` is ``{table name: row count}``
+    of the user tables, ``{}`` when there are problems. Raises ``sqlite3.DatabaseError`` when a file that
+    passed the check cannot be counted. Used by ``backup_database`` (verification) and ``restore``.
+    """
+    try:
+        conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)], {}
+    try:
+        try:
+            rows = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        except sqlite3.DatabaseError as exc:
+            return [str(exc)], {}
+        if rows != ["ok"]:
+            return rows, {}
+        return [], _table_counts(conn)
+    finally:
+        conn.close()
+
 
 def debounce_verdict(known: list[datetime], at: datetime, window: timedelta) -> str:
     """Classify a terminal tap against the sorted instants ``known`` of the same employee:
