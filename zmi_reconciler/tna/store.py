@@ -920,12 +920,16 @@ class Store:
                 rows.append((v.employee_id, v.date.isoformat(), v.gross, v.breaks, v.net, v.target, v.difference,
                              v.overtime, v.undertime, v.capped, ",".join(v.errors), int(v.provisional),
                              v.holiday_category, v.presence, v.credited, now))
-            cols = ", ".join(self._DAILY_COLS)
-            updates = ", ".join(f"{c} = excluded.{c}" for c in (*self._DAILY_COLS[2:], "calculated_at"))
-            self._conn.executemany(
-                f"INSERT INTO daily_values ({cols}, calculated_at) VALUES ({', '.join('?' * 16)}) "
-                f"ON CONFLICT (employee_id, date) DO UPDATE SET {updates}", rows)
+            self._upsert("daily_values", self._DAILY_COLS, 2, rows)
         return len(rows)
+
+    def _upsert(self, table: str, cols: Sequence[str], key_len: int, rows: list[tuple]) -> None:
+        """Insert ``rows`` (values of ``cols`` then ``calculated_at``) into a value table, replacing rows with
+        the same key (the first ``key_len`` columns). Caller holds the transaction."""
+        updates = ", ".join(f"{c} = excluded.{c}" for c in (*cols[key_len:], "calculated_at"))
+        self._conn.executemany(
+            f"INSERT INTO {table} ({', '.join(cols)}, calculated_at) VALUES ({', '.join('?' * (len(cols) + 1))}) "
+            f"ON CONFLICT ({', '.join(cols[:key_len])}) DO UPDATE SET {updates}", rows)
 
     def _daily(self, row: Sequence[Any]) -> DailyValue:
         data = dict(zip(self._DAILY_COLS, row))
@@ -965,11 +969,7 @@ class Store:
             for v in values:
                 self._check_open(int(v.employee_id), date(v.year, v.month, 1), closed)
                 rows.append((*(getattr(v, c) for c in self._MONTHLY_COLS[:-1]), 0, now))
-            cols = ", ".join(self._MONTHLY_COLS)
-            updates = ", ".join(f"{c} = excluded.{c}" for c in (*self._MONTHLY_COLS[3:], "calculated_at"))
-            self._conn.executemany(
-                f"INSERT INTO monthly_values ({cols}, calculated_at) VALUES ({', '.join('?' * 17)}) "
-                f"ON CONFLICT (employee_id, year, month) DO UPDATE SET {updates}", rows)
+            self._upsert("monthly_values", self._MONTHLY_COLS, 3, rows)
         return len(rows)
 
     def _monthly(self, row: Sequence[Any]) -> MonthlyValue:
