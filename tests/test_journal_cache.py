@@ -314,6 +314,48 @@ def test_runs_that_cannot_be_replayed_per_file_keep_the_file_out_of_the_cache(tm
     assert_same(tmp_path, clock)
 
 
+def test_runs_of_a_status_or_trigger_the_cache_does_not_know_keep_their_file_out_of_the_cache(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A hand-written (or future) status or trigger cannot be decoded by the cache format: the file is read in
+    full at every open, without a warning, and answers as a cold open does."""
+    clock = Clock(datetime(2026, 3, 28, 9, 0, tzinfo=timezone.utc))
+    journal = Journal(tmp_path, clock=clock, index_cache=False)
+    _run(journal, clock, "plain", "succeeded")  # 2026-03-28: ok
+    clock.now = datetime(2026, 3, 29, 9, 0, tzinfo=timezone.utc)
+    _run(journal, clock, "plain", "cancelled")  # a status this version never writes
+    clock.now = datetime(2026, 3, 30, 9, 0, tzinfo=timezone.utc)
+    _run(journal, clock, "plain", "succeeded", trigger="webhook")  # and a trigger
+    clock.now = datetime(2026, 3, 31, 9, 0, tzinfo=timezone.utc)
+    _run(journal, clock, "plain", "failed")
+    journal.close()
+    caplog.set_level(logging.INFO, logger="zmi_reconciler.journal")
+    cached = assert_same(tmp_path, clock)
+    assert sorted(_entries(tmp_path)) == ["2026-03-28.idx", "2026-03-31.idx"]
+    assert [run["status"] for run in cached.runs("plain")] == ["failed", "succeeded", "cancelled", "succeeded"]
+    assert cached.runs("plain")[1]["trigger"] == "webhook"
+    assert_same(tmp_path, clock)
+    assert sorted(_entries(tmp_path)) == ["2026-03-28.idx", "2026-03-31.idx"]
+    assert not [r for r in caplog.records if "index cache" in r.getMessage()]
+
+
+def test_entries_of_an_older_cache_format_are_rebuilt_with_one_info_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    _history(tmp_path, clock)
+    Journal(tmp_path, clock=clock).close()
+    entries = sorted((tmp_path / ".index").glob("*.idx"))
+    assert len(entries) >= 3
+    for entry in entries:  # as an earlier release left them
+        raw = msgspec.msgpack.decode(entry.read_bytes())
+        raw[0] = journal_module._CACHE_VERSION - 1
+        entry.write_bytes(msgspec.msgpack.encode(raw))
+    caplog.set_level(logging.INFO, logger="zmi_reconciler.journal")
+    assert_same(tmp_path, clock)
+    notes = [r for r in caplog.records if "index cache" in r.getMessage()]
+    assert [(r.levelno, "rebuilding" in r.getMessage()) for r in notes] == [(logging.INFO, True)]
+    assert all(msgspec.msgpack.decode(e.read_bytes())[0] == journal_module._CACHE_VERSION for e in entries)
+
+
 def test_entries_are_written_at_open_close_and_periodically_never_by_appends(tmp_path: Path) -> None:
     clock = Clock()
     _history(tmp_path, clock)

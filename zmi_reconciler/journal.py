@@ -38,13 +38,13 @@ import re
 import sys
 import threading
 import time
-from array import array
 from itertools import accumulate
+from operator import attrgetter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -71,7 +71,7 @@ _OFFSET_MASK = (1 << _OFFSET_BITS) - 1
 _READ_CHUNK = 4 << 20
 _INDEX_KEYS = frozenset({"ts", "event", "schedule", "run_id", "pid"})
 _CACHE_DIR = ".index"
-_CACHE_VERSION = 2  # 2: positions of run-level lines only (1 had every line of a run)
+_CACHE_VERSION = 3  # 3: runs as index entries grouped by schedule; 2: run-level positions; 1: every line
 _CACHE_SUFFIX = ".idx"
 _TAIL_BYTES = 64
 
@@ -181,27 +181,33 @@ def _max(current: datetime | None, value: datetime) -> datetime:
     return value if current is None or value > current else current
 
 
-class _Run:
+#: Run statuses and triggers as the runner writes them. Typed as literals so that the cache decoder gives every run
+#: the same string objects (memory); a file with a run of another status or trigger is not cached (see _derive).
+_RunStatus = Literal["running", "succeeded", "failed", "partial", "interrupted", "unknown"]
+_Trigger = Literal["scheduled", "catch_up", "manual"]
+_CACHEABLE_STATUSES = frozenset(get_args(_RunStatus))
+_CACHEABLE_TRIGGERS = frozenset(get_args(_Trigger)) | {None}
+
+
+class _Run(msgspec.Struct, array_like=True, gc=False, eq=False):
     """Index entry of one run: summary fields (aware UTC datetimes), the positions of its run-level lines
     (``run_started`` first; task lines are not indexed, see :meth:`Journal._lines_of`) and the
     position of the event that ended it (``finish_pos``, None while running). ``pid`` is the writer of
-    ``run_started`` (only consulted while the run is ``running``)."""
+    ``run_started`` (only consulted while the run is ``running``).
 
-    __slots__ = ("run_id", "schedule", "trigger", "scheduled_for", "started_at", "finished_at", "status", "pid",
-                 "positions", "finish_pos")
+    A msgspec struct so that the index cache decodes runs straight into index entries (see :class:`_IndexCache`);
+    ``gc=False``: an entry holds no reference cycle."""
 
-    def __init__(self, run_id: str, schedule: str, trigger: str | None, scheduled_for: datetime | None,
-                 started_at: datetime, pid: int | None, pos: int) -> None:
-        self.run_id = run_id
-        self.schedule = schedule
-        self.trigger = trigger
-        self.scheduled_for = scheduled_for
-        self.started_at = started_at
-        self.finished_at: datetime | None = None
-        self.status = RUNNING
-        self.pid = pid
-        self.positions = array("q", (pos,))
-        self.finish_pos: int | None = None
+    run_id: str
+    schedule: str
+    trigger: _Trigger | None
+    scheduled_for: datetime | None
+    started_at: datetime
+    pid: int | None
+    positions: list[int]
+    status: _RunStatus = RUNNING
+    finished_at: datetime | None = None
+    finish_pos: int | None = None
 
     @classmethod
     def from_head(cls, head: _Head, pos: int) -> _Run:
@@ -210,7 +216,7 @@ class _Run:
         scheduled_for = parse_utc(head.scheduled_for) if head.scheduled_for is not None else None
         return cls(run_id, sys.intern(head.schedule or run_id.partition("@")[0]),
                    sys.intern(head.trigger) if head.trigger else None, scheduled_for, parse_utc(head.ts),
-                   head.pid, pos)
+                   head.pid, [pos])
 
     def summary(self) -> dict[str, Any]:
         finished = self.finished_at
@@ -260,38 +266,29 @@ class _FileState:
         self.saved = -2  # unknown: an entry may be on disk
 
 
-class _CachedStart(msgspec.Struct, array_like=True, gc=False):
-    """A run started in the file: summary fields, its other positions in the file and, when it ended in the
-    file, the end (``status`` index into the entry's names, -1 while running at the end of the file)."""
-
-    run_id: str
-    schedule: int
-    trigger: int
-    scheduled_for: datetime | None
-    started_at: datetime
-    pid: int | None
-    pos: int
-    status: int
-    finished_at: datetime | None
-    finish_pos: int | None
-    positions: bytes
-
-
 class _CachedMore(msgspec.Struct, array_like=True, gc=False):
-    """A run started in an earlier file: its positions in this file and its end if it is here."""
+    """A run started in an earlier file: its positions in this file and its end if it is here (``status`` None
+    while it did not end in this file)."""
 
     run_id: str
-    status: int
+    status: _RunStatus | None
     finished_at: datetime | None
     finish_pos: int | None
-    positions: bytes
+    positions: list[int]
 
 
 class _IndexCache(msgspec.Struct, array_like=True, gc=False):
     """Cache entry ``<journal_dir>/.index/<day>.idx`` (msgpack): what the index takes from one day file's
     first ``offset`` bytes, valid while the file is the same (``ino``, ``size``, ``mtime_ns``) or only grew
     (same ``ino``, larger, and the ``tail`` bytes before ``offset`` unchanged: then only the rest is read).
-    Replaying entries oldest file first (:meth:`Journal._replay`) gives the same index as reading the lines."""
+
+    ``starts``: the runs started in the file, decoded straight into index entries, grouped by schedule
+    (``groups``: schedule id and number of runs, in the order of ``starts``; file order within a group), with
+    their positions in this file and their end only when it is in this file. ``more``: runs started in an
+    earlier file. ``last_slots``/``successes``: per schedule the latest slot (scheduled or catch-up start) and
+    the latest ``succeeded`` end among ``starts``. ``slots``: per schedule the latest ``run_skipped``/
+    ``run_missed`` slot of the file. Replaying entries oldest file first (:meth:`Journal._replay`) gives the same
+    index as reading the lines."""
 
     version: int
     ino: int
@@ -300,14 +297,18 @@ class _IndexCache(msgspec.Struct, array_like=True, gc=False):
     offset: int
     lines: int
     tail: bytes
-    names: list[str]
-    starts: list[_CachedStart]
+    groups: list[tuple[str, int]]
+    starts: list[_Run]
     more: list[_CachedMore]
+    last_slots: dict[str, datetime]
+    successes: dict[str, datetime]
     slots: dict[str, datetime]
     orphans: list[str]
 
 
 _CACHE_ENCODER = msgspec.msgpack.Encoder()
+_RUN_ID = attrgetter("run_id")
+_FIRST_POSITION = lambda run: run.positions[0]  # noqa: E731
 _CACHE_DECODER = msgspec.msgpack.Decoder(_IndexCache)
 
 
@@ -336,6 +337,7 @@ class Journal:
         self._cache_dir = self.directory / _CACHE_DIR
         self._saved_at = time.monotonic()
         self._cache_write_warned = False
+        self._old_cache_noted = False
         self.retention_days = retention_days
         self.refresh_interval = refresh_interval
         self._clock = clock
@@ -543,14 +545,12 @@ class Journal:
             except msgspec.DecodeError:
                 pass
             if version is not None and version != _CACHE_VERSION:
-                log.warning("journal: index cache %s has version %s, not %d; reading %s in full",
-                            path, version, _CACHE_VERSION, state.path)
+                self._version_mismatch(path, version, state)
             else:
                 log.warning("journal: index cache %s is corrupt (%s); reading %s in full", path, exc, state.path)
             return None
         if entry.version != _CACHE_VERSION:
-            log.warning("journal: index cache %s has version %s, not %d; reading %s in full",
-                        path, entry.version, _CACHE_VERSION, state.path)
+            self._version_mismatch(path, entry.version, state)
             return None
         try:
             st = os.stat(state.name)
@@ -570,35 +570,38 @@ class Journal:
                 return None
         return None
 
+    def _version_mismatch(self, path: Path, version: Any, state: _FileState) -> None:
+        """An entry of an older cache format (after an upgrade: noted once per open) or of an unknown one."""
+        if isinstance(version, int) and 0 < version < _CACHE_VERSION:
+            if not self._old_cache_noted:
+                self._old_cache_noted = True
+                log.info("journal: index cache in %s has format %d, this version writes %d; rebuilding it",
+                         self._cache_dir, version, _CACHE_VERSION)
+            return
+        log.warning("journal: index cache %s has version %s, not %d; reading %s in full",
+                    path, version, _CACHE_VERSION, state.path)
+
     def _replay(self, state: _FileState, entry: _IndexCache) -> None:
         """Apply a cache entry of ``state``'s file to the index (as reading its first ``offset`` bytes would)."""
-        names = [sys.intern(name) for name in entry.names]
         runs = self._runs
-        schedules = self._schedules
-        new_run = _Run
-        slot_triggers = SLOT_TRIGGERS
-        for start in entry.starts:
-            sid = names[start.schedule]
-            run = new_run(start.run_id, sid, names[start.trigger] if start.trigger >= 0 else None,
-                          start.scheduled_for, start.started_at, start.pid, start.pos)
-            if start.positions:
-                run.positions.frombytes(start.positions)
-            runs[run.run_id] = run
-            sched = schedules.get(sid)
-            if sched is None:
-                sched = schedules[sid] = _ScheduleIndex()
-            sched.runs.append(run)
-            slot = run.scheduled_for
-            if slot is not None and run.trigger in slot_triggers and (sched.last_slot is None or
-                                                                      slot > sched.last_slot):
-                sched.last_slot = slot
-            if start.status >= 0:
-                run.status = status = names[start.status]
-                run.finished_at = finished = start.finished_at
-                run.finish_pos = start.finish_pos
-                if status == "succeeded" and (sched.last_success is None or finished > sched.last_success):
-                    sched.last_success = finished
         schedule = self._schedule
+        starts = entry.starts
+        intern = sys.intern
+        i = 0
+        for sid, count in entry.groups:
+            sid = intern(sid)
+            group = starts[i:i + count]
+            i += count
+            for run in group:  # one string object per schedule id, as reading the lines gives (memory)
+                run.schedule = sid
+            schedule(sid).runs.extend(group)
+        runs.update(zip(map(_RUN_ID, starts), starts))
+        for sid, slot in entry.last_slots.items():
+            sched = schedule(intern(sid))
+            sched.last_slot = _max(sched.last_slot, slot)
+        for sid, finished in entry.successes.items():
+            sched = schedule(intern(sid))
+            sched.last_success = _max(sched.last_success, finished)
         orphans = state.orphans
         orphans.update(entry.orphans)
         for more in entry.more:
@@ -606,17 +609,16 @@ class Journal:
             if run is None:  # its run_started was in a file deleted since
                 orphans.add(more.run_id)
                 continue
-            if more.positions:
-                run.positions.frombytes(more.positions)
-            if more.status >= 0:
-                run.status = names[more.status]
+            run.positions.extend(more.positions)
+            if more.status is not None:
+                run.status = more.status
                 run.finished_at = more.finished_at
                 run.finish_pos = more.finish_pos
                 if run.status == "succeeded":
                     sched = schedule(run.schedule)
                     sched.last_success = _max(sched.last_success, more.finished_at)  # type: ignore[arg-type]
         for sid, slot in entry.slots.items():
-            sid = sys.intern(sid)
+            sid = intern(sid)
             state.slots[sid] = slot
             sched = schedule(sid)
             sched.last_slot = _max(sched.last_slot, slot)
@@ -664,9 +666,11 @@ class Journal:
         """Cache entries for ``states`` (cacheable files) from the in-memory index."""
         wanted = {state.day.toordinal(): state for state in states}
         low = min(wanted)
-        starts: dict[int, list[_CachedStart]] = {o: [] for o in wanted}
+        starts: dict[int, dict[str, list[_Run]]] = {o: {} for o in wanted}
         mores: dict[int, list[_CachedMore]] = {o: [] for o in wanted}
-        tables: dict[int, dict[str, int]] = {o: {} for o in wanted}
+        replace = msgspec.structs.replace
+        statuses, triggers = _CACHEABLE_STATUSES, _CACHEABLE_TRIGGERS
+        foreign: set[int] = set()  # files with a run of a status or trigger the cache format does not know
 
         for run in self._runs.values():
             positions = run.positions
@@ -674,20 +678,19 @@ class Journal:
             if last < low:
                 continue
             first = positions[0] >> _OFFSET_BITS
+            if run.status not in statuses or run.trigger not in triggers:
+                foreign.update(range(first, last + 1))
+            if first == last:  # the common case: the whole run (and its end, if any) in one file
+                if first in wanted:
+                    groups = starts[first]
+                    group = groups.get(run.schedule)
+                    if group is None:
+                        groups[run.schedule] = [run]
+                    else:
+                        group.append(run)
+                continue
             finish = run.finish_pos
             finish_day = -1 if finish is None else finish >> _OFFSET_BITS
-            if first == last:  # the common case: the whole run in one file
-                if first in wanted:
-                    table = tables[first]
-                    trigger = run.trigger
-                    ended = finish_day == first
-                    starts[first].append(_CachedStart(
-                        run.run_id, table.setdefault(run.schedule, len(table)),
-                        -1 if trigger is None else table.setdefault(trigger, len(table)), run.scheduled_for,
-                        run.started_at, run.pid, positions[0],
-                        table.setdefault(run.status, len(table)) if ended else -1,
-                        run.finished_at if ended else None, finish if ended else None, positions[1:].tobytes()))
-                continue
             for ordinal in range(max(first, low), last + 1):
                 if ordinal not in wanted:
                     continue
@@ -695,23 +698,22 @@ class Journal:
                 hi = bisect.bisect_left(positions, (ordinal + 1) << _OFFSET_BITS)
                 if lo == hi:
                     continue
-                part = positions[lo + (ordinal == first):hi]
                 ended = finish_day == ordinal
-                table = tables[ordinal]
-                status = table.setdefault(run.status, len(table)) if ended else -1
                 if ordinal == first:
-                    trigger = run.trigger
-                    starts[ordinal].append(_CachedStart(
-                        run.run_id, table.setdefault(run.schedule, len(table)),
-                        -1 if trigger is None else table.setdefault(trigger, len(table)), run.scheduled_for,
-                        run.started_at, run.pid, positions[0], status,
-                        run.finished_at if ended else None, finish if ended else None, part.tobytes()))
+                    part = replace(run, positions=positions[lo:hi]) if ended else replace(
+                        run, positions=positions[lo:hi], status=RUNNING, finished_at=None, finish_pos=None)
+                    starts[ordinal].setdefault(run.schedule, []).append(part)
                 else:
                     mores[ordinal].append(_CachedMore(
-                        run.run_id, status, run.finished_at if ended else None, finish if ended else None,
-                        part.tobytes()))
+                        run.run_id, run.status if ended else None, run.finished_at if ended else None,
+                        finish if ended else None, positions[lo:hi]))
         out = []
         for ordinal, state in wanted.items():
+            if ordinal in foreign:
+                state.uncacheable = True  # read in full at every open, as a file with lines that cannot be replayed
+                _unlink(self._cache_path(state))
+                state.saved = -1
+                continue
             try:
                 st = os.stat(state.name)
                 with open(state.path, "rb") as handle:
@@ -721,11 +723,25 @@ class Journal:
                 continue
             if len(tail) != min(_TAIL_BYTES, state.offset) or st.st_size < state.offset:
                 continue
-            rows = starts[ordinal]
-            rows.sort(key=lambda row: row.pos)
+            groups: list[tuple[str, int]] = []
+            rows: list[_Run] = []
+            last_slots: dict[str, datetime] = {}
+            successes: dict[str, datetime] = {}
+            for sid, group in starts[ordinal].items():
+                group.sort(key=_FIRST_POSITION)  # the index's order (a replayed file is grouped already)
+                groups.append((sid, len(group)))
+                rows += group
+                slot = max((run.scheduled_for for run in group
+                            if run.scheduled_for is not None and run.trigger in SLOT_TRIGGERS), default=None)
+                if slot is not None:
+                    last_slots[sid] = slot
+                finished = max((run.finished_at for run in group  # type: ignore[type-var]
+                                if run.status == "succeeded" and run.finish_pos is not None), default=None)
+                if finished is not None:
+                    successes[sid] = finished
             out.append((state, _IndexCache(
                 _CACHE_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, state.offset, state.lines, tail,
-                list(tables[ordinal]), rows, mores[ordinal], dict(state.slots), sorted(state.orphans))))
+                groups, rows, mores[ordinal], last_slots, successes, dict(state.slots), sorted(state.orphans))))
         return out
 
     def _sweep_cache(self) -> None:
@@ -843,7 +859,7 @@ class Journal:
                     sid = intern(head.schedule or run_id.partition("@")[0])
                     trigger = head.trigger
                     trigger = intern(trigger) if trigger else None
-                    run = runs[run_id] = new_run(run_id, sid, trigger, slot, started_at, head.pid, pos)
+                    run = runs[run_id] = new_run(run_id, sid, trigger, slot, started_at, head.pid, [pos])
                     entry = schedules.get(sid) or schedule(sid)
                     entry.runs.append(run)
                     if slot is not None and trigger in slot_triggers and (entry.last_slot is None
