@@ -12,6 +12,7 @@ import random
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -380,6 +381,18 @@ def test_entries_are_written_at_open_close_and_periodically_never_by_appends(tmp
     assert_same(tmp_path, clock)
 
 
+def test_without_save_at_open_the_owner_writes_the_entries_later(tmp_path: Path) -> None:
+    """``serve`` opens with ``save_at_open=False`` (writing entries is not on the path to answering HTTP) and
+    calls ``save_index`` once it is up."""
+    clock = Clock()
+    _history(tmp_path, clock)
+    shutil.rmtree(tmp_path / ".index", ignore_errors=True)
+    journal = Journal(tmp_path, clock=clock, save_at_open=False)
+    assert _entries(tmp_path) == {}
+    assert journal.save_index() == len(list(tmp_path.glob("*.jsonl")))
+    assert_same(tmp_path, clock)
+
+
 def test_unwritable_cache_folder_is_logged_once_and_the_journal_works(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
@@ -392,12 +405,10 @@ def test_unwritable_cache_folder_is_logged_once_and_the_journal_works(
     assert len([r for r in caplog.records if "cannot write the index cache" in r.getMessage()]) == 1
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_random_histories_with_reopens_match_cold_opens(tmp_path: Path, seed: int) -> None:
+def _random_history(tmp_path: Path, seed: int, clock: Clock, reopen: Callable[[], None] | None) -> None:
     """Random interleavings of runs (some across midnight, some left open, some odd), other writers, torn
-    lines, retention and reopens; after every reopen the cached index equals a cold one."""
+    lines and retention; ``reopen`` is called now and then with the journal closed."""
     rng = random.Random(seed)
-    clock = Clock()
     journal = Journal(tmp_path, clock=clock, retention_days=3)
     other = Journal(tmp_path, clock=clock, index_cache=False)
     open_runs: list[tuple[str, str]] = []
@@ -429,11 +440,114 @@ def test_random_histories_with_reopens_match_cold_opens(tmp_path: Path, seed: in
             with open(path, "ab") as handle:
                 handle.write(b'{"ts":"2026-0')  # a crashed writer
         elif roll < 0.95:
-            journal.close()
-            assert_same(tmp_path, clock, retention_days=3)
-            journal = Journal(tmp_path, clock=clock, retention_days=3)
+            if reopen is not None:
+                journal.close()
+                reopen()
+                journal = Journal(tmp_path, clock=clock, retention_days=3)
         else:
             journal.apply_retention()
         clock.advance(minutes=rng.randrange(1, 240))
     journal.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_histories_with_reopens_match_cold_opens(tmp_path: Path, seed: int) -> None:
+    """After every reopen of a random history the cached index equals a cold one."""
+    clock = Clock()
+    _random_history(tmp_path, seed, clock, lambda: assert_same(tmp_path, clock, retention_days=3))
     assert_same(tmp_path, clock, retention_days=3)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_first_build_in_two_processes_answers_like_a_cold_open(
+        tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first build (no cache entries) forks a second builder for the newer files; whatever it sends (runs
+    across the split, run ids reused across it, odd and torn lines) the index equals a cold one, and the entries
+    it sends are used."""
+    monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1)
+    sent: list[int] = []
+    real_collect = journal_module._ColdBuild.collect
+
+    def spy(self: Any) -> dict[int, Any]:
+        out = real_collect(self)
+        sent.append(len(out))
+        return out
+
+    monkeypatch.setattr(journal_module._ColdBuild, "collect", spy)
+    fits: list[bool] = []
+    real_fits = Journal._fits
+    monkeypatch.setattr(Journal, "_fits", lambda self, entry: fits.append(real_fits(self, entry)) or fits[-1])
+    clock = Clock()
+
+    def first_build() -> None:
+        shutil.rmtree(tmp_path / ".index", ignore_errors=True)
+        if len(list(tmp_path.glob("*.jsonl"))) < 2:
+            return
+        before = len(sent)
+        expected = answers(Journal(tmp_path, clock=clock, index_cache=False, retention_days=3))
+        built = Journal(tmp_path, clock=clock, retention_days=3)
+        assert len(sent) == before + 1  # a second builder ran (what it sends may all be unusable)
+        assert answers(built) == expected
+        assert answers(Journal(tmp_path, clock=clock, retention_days=3)) == expected  # from the entries it saved
+
+    _random_history(tmp_path, seed, clock, first_build)
+    first_build()
+    assert sum(sent) > 0 and True in fits  # and entries it sent were replayed
+
+
+def test_second_builder_entries_that_do_not_fit_are_read_by_the_parent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its entries know nothing of the older files: a run that started there (across the split) and a run id
+    restarted after the split make the parent read those files itself; the other entries are replayed."""
+    split = datetime(2026, 3, 4).date().toordinal()
+
+    def start_at_split(self: Journal, states: list[Any], entries: list[Any]) -> Any:
+        first = [s.day.toordinal() for s in states].index(split)
+        return journal_module._ColdBuild.start(self.directory, first, [s.day.toordinal() for s in states[first:]])
+
+    monkeypatch.setattr(Journal, "_start_cold_build", start_at_split)
+    fits: list[bool] = []
+    real_fits = Journal._fits
+    monkeypatch.setattr(Journal, "_fits", lambda self, entry: fits.append(real_fits(self, entry)) or fits[-1])
+    clock = Clock(datetime(2026, 3, 1, 22, 0, tzinfo=timezone.utc))
+    journal = Journal(tmp_path, clock=clock, index_cache=False)
+    reused = _run(journal, clock, "a", "succeeded")  # 03-01
+    clock.now = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    _run(journal, clock, "a", "succeeded")  # 03-02
+    clock.now = datetime(2026, 3, 3, 23, 59, 50, tzinfo=timezone.utc)
+    crossing = _run(journal, clock, "a", "succeeded", tasks=1)  # 03-03 -> ends on 03-04, after the split
+    _run(journal, clock, "b", "failed")  # 03-04
+    clock.now = datetime(2026, 3, 5, 12, 0, tzinfo=timezone.utc)
+    journal.append("run_started", schedule="a", run_id=reused, trigger="manual")  # 03-05: an id of 03-01 again
+    journal.append("run_finished", schedule="a", run_id=reused, status="failed")
+    clock.now = datetime(2026, 3, 6, 12, 0, tzinfo=timezone.utc)
+    _run(journal, clock, "b", "succeeded")  # 03-06
+    journal.close()
+    cached = assert_same(tmp_path, clock)
+    assert fits == [False, False, True]  # 03-04 (the crossing run's end), 03-05 (the reused id), 03-06
+    assert cached.get_run(crossing)["status"] == "succeeded"  # type: ignore[index]
+    assert cached.get_run(reused)["status"] == "failed"  # type: ignore[index]
+    assert cached.last_success("b") is not None
+
+
+def test_a_first_build_splits_the_bytes_to_read_between_the_two_builders(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = Journal(tmp_path, index_cache=False)
+    states = []
+    for day, size in enumerate([100, 300, 200, 0, 400], start=1):  # 0: the file has a valid entry
+        state = journal._state_for(datetime(2026, 3, day).date())
+        state.path.write_bytes(b"x" * (size or 50))
+        states.append(state)
+    entries = [None, None, None, object(), None]
+    started: list[tuple[int, list[int]]] = []
+    monkeypatch.setattr(journal_module._ColdBuild, "start",
+                        classmethod(lambda cls, directory, first, days: started.append((first, days))))
+    journal.parallel_build = False
+    journal._start_cold_build(states, entries)  # type: ignore[arg-type]
+    journal.parallel_build = True
+    journal._start_cold_build(states, entries)  # type: ignore[arg-type]
+    assert started == []  # 1,000 bytes to read: under PARALLEL_BUILD_BYTES
+    monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1000)
+    journal._start_cold_build(states, entries)  # type: ignore[arg-type]
+    # the 45 % mark (byte 450) falls in the first half of 03-03: the child gets 03-03 and 03-05 (03-04 is cached)
+    assert started == [(2, [datetime(2026, 3, 3).date().toordinal(), datetime(2026, 3, 5).date().toordinal()])]

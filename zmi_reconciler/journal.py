@@ -13,7 +13,8 @@ A file that ends in a torn line (crash mid-write) is terminated with a newline b
 torn line stays one invalid line and never swallows the next event.
 
 Reading: :class:`Journal` builds an in-memory index at open (one pass over the retained files, or a replay of
-the index cache in ``<journal_dir>/.index/`` plus what the files gained since) and keeps it up
+the index cache in ``<journal_dir>/.index/`` plus what the files gained since; a first build of many files uses a
+forked second process for the newer half, see :class:`_ColdBuild`) and keeps it up
 to date on every append and before every query (it re-reads from the last known offset of the newest files, so
 lines appended by another process show up; the cost when nothing changed is a ``stat``). Only run-level lines
 (``run_*`` events) are decoded to build the index; task lines (the bulk) are not looked at. Per run the index keeps a
@@ -308,7 +309,6 @@ class _IndexCache(msgspec.Struct, array_like=True, gc=False):
 
 _CACHE_ENCODER = msgspec.msgpack.Encoder()
 _RUN_ID = attrgetter("run_id")
-_FIRST_POSITION = lambda run: run.positions[0]  # noqa: E731
 _CACHE_DECODER = msgspec.msgpack.Decoder(_IndexCache)
 
 
@@ -328,11 +328,18 @@ class Journal:
     (``running`` until ``run_finished``/``run_interrupted``, then the recorded status) and ``duration_ms``.
     """
 
+    #: A first build reads files without a cache entry in two processes (see :meth:`_start_cold_build`) once
+    #: they hold at least this many bytes; below it a second process costs more than it saves.
+    PARALLEL_BUILD_BYTES = 32 << 20
+
     def __init__(self, directory: Path, retention_days: int = 90,
                  clock: Callable[[], datetime] = utc_now, refresh_interval: float = 0.02,
-                 index_cache: bool = True, index_save_interval: float = 600.0) -> None:
+                 index_cache: bool = True, index_save_interval: float = 600.0, save_at_open: bool = True,
+                 parallel_build: bool = True) -> None:
         self.directory = Path(directory)
         self.index_cache = index_cache
+        self.parallel_build = parallel_build
+        self._save_at_open = save_at_open
         self.index_save_interval = index_save_interval
         self._cache_dir = self.directory / _CACHE_DIR
         self._saved_at = time.monotonic()
@@ -345,10 +352,7 @@ class Journal:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._flock = _ProcessLock(self.directory / _LOCK_NAME)
-        self._files: dict[int, _FileState] = {}  # day ordinal -> state
-        self._ordinals: list[int] = []  # sorted keys of _files
-        self._runs: dict[str, _Run] = {}
-        self._schedules: dict[str, _ScheduleIndex] = {}
+        self._empty_index()
         self._write_fd: int | None = None
         self._write_day: date | None = None
         gc_was_enabled = gc.isenabled()
@@ -362,6 +366,12 @@ class Journal:
         finally:
             if gc_was_enabled:
                 gc.enable()
+
+    def _empty_index(self) -> None:
+        self._files: dict[int, _FileState] = {}  # day ordinal -> state
+        self._ordinals: list[int] = []  # sorted keys of _files
+        self._runs: dict[str, _Run] = {}
+        self._schedules: dict[str, _ScheduleIndex] = {}
 
     # ------------------------------------------------------------------ writing
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
@@ -511,16 +521,65 @@ class Journal:
     # ------------------------------------------------------------------ index cache
     def _open_cached(self) -> None:
         """First build: per file (oldest first) replay its valid cache entry, then read what the file gained
-        since; drop entries of files that are gone; write the entries that changed."""
+        since; drop entries of files that are gone; write the entries that changed (unless ``save_at_open`` is
+        off: then the owner calls :meth:`save_index` when it suits, e.g. once a server is up).
+
+        Files without a valid entry are read here; when they are many (a first start, an upgrade of the cache
+        format, a restored journal), a forked process builds entries for the newer part of them meanwhile
+        (:meth:`_start_cold_build`) and the ones that fit are replayed: the same index, in about half the time."""
         self._register_files()
-        for ordinal in self._ordinals:
-            state = self._files[ordinal]
-            entry = self._cache_entry(state)
+        states = [self._files[ordinal] for ordinal in self._ordinals]
+        entries = [self._cache_entry(state) for state in states]
+        build = self._start_cold_build(states, entries)
+        built: dict[int, _IndexCache] = {}
+        for number, (state, entry) in enumerate(zip(states, entries)):
+            if build is not None and number == build.first:
+                built = build.collect()
             if entry is not None:
                 self._replay(state, entry)
+            elif built:
+                entry = built.get(state.day.toordinal())
+                if entry is not None and self._fits(entry):
+                    self._replay(state, entry)
+                    state.saved = -2  # not on disk yet
             self._read_new(state)
         self._sweep_cache()
-        self.save_index()
+        if self._save_at_open:
+            self.save_index()
+
+    def _start_cold_build(self, states: list[_FileState],
+                          entries: list[_IndexCache | None]) -> _ColdBuild | None:
+        """Fork a process that reads the newer 55 % (by bytes) of the files without a valid entry and returns
+        cache entries for them; None when that does not pay (under :attr:`PARALLEL_BUILD_BYTES`, one CPU, no
+        ``fork``) or the fork fails."""
+        if not self.parallel_build or (os.cpu_count() or 1) < 2:
+            return None
+        sizes = []
+        for state, entry in zip(states, entries):
+            try:
+                sizes.append(0 if entry is not None else os.stat(state.name).st_size)
+            except OSError:
+                sizes.append(0)
+        total = sum(sizes)
+        if total < self.PARALLEL_BUILD_BYTES:
+            return None
+        # The child takes the newer 55 %: the parent still has to decode and replay what the child sends.
+        done, first = 0, len(states)
+        for number, size in enumerate(sizes):
+            if done + size / 2 > total * 0.45:  # the file across the mark goes where most of it lies
+                first = max(number, 1)
+                break
+            done += size
+        days = [state.day.toordinal() for state, size in zip(states[first:], sizes[first:]) if size]
+        if not days:
+            return None
+        return _ColdBuild.start(self.directory, first, days)
+
+    def _fits(self, entry: _IndexCache) -> bool:
+        """Whether an entry built apart from this index (by :class:`_ColdBuild`, which did not see the older
+        files) equals what reading the file now would give: it names no run it did not see start (those lines
+        belong to runs of older files) and starts no run id this index knows already (a restarted run id)."""
+        return not entry.orphans and self._runs.keys().isdisjoint(map(_RUN_ID, entry.starts))
 
     def _cache_path(self, state: _FileState) -> Path:
         return self._cache_dir / f"{state.day.isoformat()}{_CACHE_SUFFIX}"
@@ -646,7 +705,12 @@ class Journal:
             if not todo:
                 return 0
             written = 0
-            for state, entry in self._derive(todo):
+            derived = self._derive(todo)
+            for state in todo:
+                if state.uncacheable and state.saved != -1:  # found by _derive (a status the format lacks)
+                    _unlink(self._cache_path(state))
+                    state.saved = -1
+            for state, entry in derived:
                 try:
                     self._cache_dir.mkdir(exist_ok=True)
                     path = self._cache_path(state)
@@ -669,7 +733,7 @@ class Journal:
         starts: dict[int, dict[str, list[_Run]]] = {o: {} for o in wanted}
         mores: dict[int, list[_CachedMore]] = {o: [] for o in wanted}
         replace = msgspec.structs.replace
-        statuses, triggers = _CACHEABLE_STATUSES, _CACHEABLE_TRIGGERS
+        statuses, triggers, slot_triggers = _CACHEABLE_STATUSES, _CACHEABLE_TRIGGERS, SLOT_TRIGGERS
         foreign: set[int] = set()  # files with a run of a status or trigger the cache format does not know
 
         for run in self._runs.values():
@@ -711,8 +775,6 @@ class Journal:
         for ordinal, state in wanted.items():
             if ordinal in foreign:
                 state.uncacheable = True  # read in full at every open, as a file with lines that cannot be replayed
-                _unlink(self._cache_path(state))
-                state.saved = -1
                 continue
             try:
                 st = os.stat(state.name)
@@ -728,15 +790,21 @@ class Journal:
             last_slots: dict[str, datetime] = {}
             successes: dict[str, datetime] = {}
             for sid, group in starts[ordinal].items():
-                group.sort(key=_FIRST_POSITION)  # the index's order (a replayed file is grouped already)
+                # In file order already: self._runs holds runs in the order they were indexed, and a replay
+                # indexes a file's runs grouped by schedule, each group in file order, before anything later.
                 groups.append((sid, len(group)))
                 rows += group
-                slot = max((run.scheduled_for for run in group
-                            if run.scheduled_for is not None and run.trigger in SLOT_TRIGGERS), default=None)
+                slot = finished = None
+                for run in group:
+                    when = run.scheduled_for
+                    if when is not None and run.trigger in slot_triggers and (slot is None or when > slot):
+                        slot = when
+                    if run.status == "succeeded" and run.finish_pos is not None:
+                        when = run.finished_at
+                        if finished is None or when > finished:  # type: ignore[operator]
+                            finished = when
                 if slot is not None:
                     last_slots[sid] = slot
-                finished = max((run.finished_at for run in group  # type: ignore[type-var]
-                                if run.status == "succeeded" and run.finish_pos is not None), default=None)
                 if finished is not None:
                     successes[sid] = finished
             out.append((state, _IndexCache(
@@ -1286,6 +1354,82 @@ class Journal:
         self._runs = {rid: run for rid, run in self._runs.items() if run.positions[0] >> _OFFSET_BITS >= cutoff}
         for entry in self._schedules.values():
             entry.runs = [run for run in entry.runs if run.positions[0] >> _OFFSET_BITS >= cutoff]
+
+
+class _ColdBuild:
+    """A forked process that builds index cache entries for some journal files on its own (a first build's
+    second CPU): it reads the given day files as a journal holding only them would, and sends back their
+    entries. Lines naming runs it did not see start become ``orphans`` of the entry, which
+    :meth:`Journal._fits` then refuses (the parent reads such a file itself). The child logs nothing: a file with
+    invalid lines is not cached, so the parent reads it and warns; a torn last line is read by the parent too.
+    Any failure of the child only means the parent reads the files itself."""
+
+    TIMEOUT = 120.0  # seconds the parent waits for the entries before reading the files itself
+
+    def __init__(self, first: int, process: Any, conn: Any) -> None:
+        self.first = first
+        self._process = process
+        self._conn = conn
+
+    @classmethod
+    def start(cls, directory: Path, first: int, days: list[int]) -> _ColdBuild | None:
+        import multiprocessing
+
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        context = multiprocessing.get_context("fork")
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_cold_build_child, args=(send, str(directory), days), daemon=True,
+                                  name="zmi-journal-index")
+        try:
+            process.start()
+        except OSError as exc:
+            log.info("journal: cannot fork a second index builder (%s); reading every file here", exc)
+            receive.close()
+            send.close()
+            return None
+        send.close()
+        return cls(first, process, receive)
+
+    def collect(self) -> dict[int, _IndexCache]:
+        """The entries by day ordinal ({} when the child failed or took longer than :attr:`TIMEOUT`)."""
+        out: dict[int, _IndexCache] = {}
+        try:
+            if self._conn.poll(self.TIMEOUT):
+                for ordinal, data in self._conn.recv():
+                    out[ordinal] = _CACHE_DECODER.decode(data)
+            else:
+                log.warning("journal: the second index builder took longer than %.0f s; reading the files here",
+                            self.TIMEOUT)
+        except (EOFError, OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("journal: the second index builder failed (%s); reading the files here", exc)
+            out = {}
+        finally:
+            self._conn.close()
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join()
+        return out
+
+
+def _cold_build_child(conn: Any, directory: str, days: list[int]) -> None:
+    """Body of :class:`_ColdBuild`'s process: [(ordinal, encoded entry)] for the cacheable ones of ``days``."""
+    log.disabled = True
+    out: list[tuple[int, bytes]] = []
+    try:
+        journal = Journal.__new__(Journal)
+        journal.directory = Path(directory)
+        journal._empty_index()
+        states = [journal._state_for(date.fromordinal(ordinal)) for ordinal in days]
+        for state in states:
+            journal._read_new(state)
+        cacheable = [state for state in states if not state.uncacheable and state.offset > 0]
+        if cacheable:
+            out = [(state.day.toordinal(), _CACHE_ENCODER.encode(entry))
+                   for state, entry in journal._derive(cacheable)]
+    finally:
+        conn.send(out)
+        conn.close()
 
 
 class _ProcessLock:

@@ -64,7 +64,9 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
         restore()
         return 2
     try:
-        journal = Journal(settings.journal_path, retention_days=settings.journal_retention_days)
+        # The index cache is written a few seconds after start (below), not on the path to answering HTTP.
+        journal = Journal(settings.journal_path, retention_days=settings.journal_retention_days,
+                          save_at_open=False)
         interrupted = journal.close_interrupted()
         runner = Runner(settings, journal)
     except (OSError, ValueError) as exc:
@@ -80,6 +82,8 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
     runner.start()
     watcher = threading.Thread(target=reconciler.watch, args=(stop,), name="zmi-reconciler-watch", daemon=True)
     watcher.start()
+    threading.Thread(target=_save_index_soon, args=(journal, stop), name="zmi-journal-index-save",
+                     daemon=True).start()
     log.info("serving %d schedule(s) from %s; journal %s", len(runner.schedule_ids()), settings.schedules_dir,
              settings.journal_path)
     code = 0
@@ -99,6 +103,20 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
         restore()
         log.info("stopped")
     return code
+
+
+#: Seconds after start at which the journal's index cache is written (the API answers by then).
+INDEX_SAVE_DELAY = 5.0
+
+
+def _save_index_soon(journal: Any, stop: threading.Event) -> None:
+    """Write the journal's index cache :data:`INDEX_SAVE_DELAY` seconds after start (or at once on an early
+    stop), so that the next start replays it instead of reading every line."""
+    stop.wait(INDEX_SAVE_DELAY)
+    try:
+        journal.save_index()
+    except Exception:  # the cache only saves time at the next start
+        log.exception("journal: writing the index cache failed")
 
 
 def _sync_store(settings: Settings) -> None:
