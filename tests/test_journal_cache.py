@@ -502,8 +502,7 @@ def test_second_builder_entries_that_do_not_fit_are_read_by_the_parent(
     split = datetime(2026, 3, 4).date().toordinal()
 
     def start_at_split(self: Journal, states: list[Any], entries: list[Any]) -> Any:
-        first = [s.day.toordinal() for s in states].index(split)
-        return journal_module._ColdBuild.start(self.directory, first, [s.day.toordinal() for s in states[first:]])
+        return journal_module._ColdBuild.start(self.directory, [o for o in self._ordinals if o >= split])
 
     monkeypatch.setattr(Journal, "_start_cold_build", start_at_split)
     fits: list[bool] = []
@@ -532,22 +531,43 @@ def test_second_builder_entries_that_do_not_fit_are_read_by_the_parent(
 
 def test_a_first_build_splits_the_bytes_to_read_between_the_two_builders(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    journal = Journal(tmp_path, index_cache=False)
-    states = []
-    for day, size in enumerate([100, 300, 200, 0, 400], start=1):  # 0: the file has a valid entry
-        state = journal._state_for(datetime(2026, 3, day).date())
-        state.path.write_bytes(b"x" * (size or 50))
-        states.append(state)
-    entries = [None, None, None, object(), None]
-    started: list[tuple[int, list[int]]] = []
-    monkeypatch.setattr(journal_module._ColdBuild, "start",
-                        classmethod(lambda cls, directory, first, days: started.append((first, days))))
-    journal.parallel_build = False
-    journal._start_cold_build(states, entries)  # type: ignore[arg-type]
-    journal.parallel_build = True
-    journal._start_cold_build(states, entries)  # type: ignore[arg-type]
-    assert started == []  # 1,000 bytes to read: under PARALLEL_BUILD_BYTES
-    monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1000)
-    journal._start_cold_build(states, entries)  # type: ignore[arg-type]
+    days = [datetime(2026, 3, day).date().toordinal() for day in range(1, 6)]
+    sizes = [100, 300, 200, 0, 400]  # 0: the file has a valid cache entry
+    plan = journal_module._plan_cold_build
+    assert plan(days, sizes, 0.55, 1001) == []  # 1,000 bytes to read: under the threshold
     # the 45 % mark (byte 450) falls in the first half of 03-03: the child gets 03-03 and 03-05 (03-04 is cached)
-    assert started == [(2, [datetime(2026, 3, 3).date().toordinal(), datetime(2026, 3, 5).date().toordinal()])]
+    assert plan(days, sizes, 0.55, 1000) == [days[2], days[4]]
+    assert plan(days, sizes, 0.8, 1000) == [days[1], days[2], days[4]]  # 20 %: byte 200 in the first half of 03-02
+    assert plan(days, sizes, 0.99, 1000) == [days[1], days[2], days[4]]  # the parent keeps at least one file
+    assert plan(days, [0, 0, 0, 0, 0], 0.55, 0) == []
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert plan(days, sizes, 0.55, 1000) == []
+
+
+def test_a_first_build_started_before_the_open_is_used_by_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve`` starts the second builder first and opens the journal later (with ``first_build``): files
+    whose entry is missing or of another format are built by it; the index equals a cold one."""
+    monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1)
+    clock = Clock()
+    _history(tmp_path, clock)
+    Journal(tmp_path, clock=clock).close()
+    entries = sorted((tmp_path / ".index").glob("*.idx"))
+    entries[-1].unlink()  # the newest: missing
+    raw = msgspec.msgpack.decode(entries[-2].read_bytes())
+    raw[0] = journal_module._CACHE_VERSION - 1  # the one before: an older format
+    entries[-2].write_bytes(msgspec.msgpack.encode(raw))
+    build = Journal.start_first_build(tmp_path, share=0.9)
+    assert build is not None
+    assert build.days == [datetime.fromisoformat(e.stem).date().toordinal() for e in entries[-2:]]
+    expected = answers(Journal(tmp_path, clock=clock, index_cache=False))
+    fits: list[bool] = []
+    real_fits = Journal._fits
+    monkeypatch.setattr(Journal, "_fits", lambda self, entry: fits.append(real_fits(self, entry)) or fits[-1])
+    assert answers(Journal(tmp_path, clock=clock, first_build=build)) == expected
+    assert len(fits) == 2
+    assert Journal.start_first_build(tmp_path) is None  # every entry is current again
+    shutil.rmtree(tmp_path / ".index")
+    unused = Journal.start_first_build(tmp_path)
+    assert unused is not None
+    Journal(tmp_path, clock=clock, index_cache=False, first_build=unused)  # stopped, not waited for
+    assert not unused._process.is_alive()

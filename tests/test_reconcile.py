@@ -104,6 +104,43 @@ def test_initial_load_applies_every_valid_file_and_journals_it(env) -> None:
     assert len(runner.calls) == 2
 
 
+def test_preloaded_results_are_used_while_the_file_is_unchanged(tmp_path: Path, monkeypatch) -> None:
+    """``serve`` loads the files before the runner exists (``preload``); the first pass takes those results,
+    but reads a file again that changed in between, and a file added in between is loaded as usual."""
+    from zmi_reconciler import reconcile as reconcile_module
+    from zmi_reconciler.reconcile import preload
+
+    folder = tmp_path / "schedules.d"
+    folder.mkdir()
+    (folder / "nightly.yaml").write_text(NIGHTLY)
+    (folder / "alive.yaml").write_text(ALIVE)
+    (folder / ".hidden.yaml").write_text(NIGHTLY)
+    (folder / "notes.txt").write_text("x")
+    preloaded = preload(folder)
+    assert sorted(Path(p).name for p in preloaded) == ["alive.yaml", "nightly.yaml"]
+    assert preload(tmp_path / "missing") == {}
+    (folder / "alive.yaml").write_text(ALIVE.replace("every: 5", "every: 10"))  # a git pull in between
+    (folder / "backup.yaml").write_text(NIGHTLY.replace("Nightly processing", "Backup"))
+    loaded: list[str] = []
+    real_load = reconcile_module.load_schedule_file
+
+    def spy(path: Path, **kwargs: Any) -> Any:
+        loaded.append(path.name)
+        return real_load(path, **kwargs)
+
+    monkeypatch.setattr(reconcile_module, "load_schedule_file", spy)
+    runner = FakeRunner()
+    rec = Reconciler(Settings(data_dir=tmp_path / "var", schedules_dir=folder), runner,
+                     Journal(tmp_path / "var" / "journal", clock=lambda: NOW), clock=lambda: NOW, preloaded=preloaded)
+    assert rec.reconcile_all() == [Change("alive", "loaded"), Change("backup", "loaded"), Change("nightly", "loaded")]
+    assert sorted(loaded) == ["alive.yaml", "backup.yaml"]  # nightly came from the preload
+    assert runner.schedules["alive"].timing.every == 10
+    assert rec.state("nightly").schedule.name == "Nightly processing"  # type: ignore[union-attr]
+    (folder / "nightly.yaml").write_text(NIGHTLY.replace("05:00", "05:30"))
+    assert rec.reconcile_all() == [Change("nightly", "updated")]  # later edits: read as always
+    assert loaded[-1] == "nightly.yaml"
+
+
 def test_add_change_delete_leave_unchanged_schedule_untouched(env) -> None:
     folder, runner, journal, rec = env
     (folder / "nightly.yaml").write_text(NIGHTLY)

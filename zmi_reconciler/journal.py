@@ -308,6 +308,8 @@ class _IndexCache(msgspec.Struct, array_like=True, gc=False):
 
 
 _CACHE_ENCODER = msgspec.msgpack.Encoder()
+assert len(_IndexCache.__struct_fields__) < 16  # a msgpack fixarray: the entry starts with these two bytes
+_CACHE_HEADER = bytes((0x90 | len(_IndexCache.__struct_fields__), _CACHE_VERSION))
 _RUN_ID = attrgetter("run_id")
 _CACHE_DECODER = msgspec.msgpack.Decoder(_IndexCache)
 
@@ -335,7 +337,7 @@ class Journal:
     def __init__(self, directory: Path, retention_days: int = 90,
                  clock: Callable[[], datetime] = utc_now, refresh_interval: float = 0.02,
                  index_cache: bool = True, index_save_interval: float = 600.0, save_at_open: bool = True,
-                 parallel_build: bool = True) -> None:
+                 parallel_build: bool = True, first_build: _ColdBuild | None = None) -> None:
         self.directory = Path(directory)
         self.index_cache = index_cache
         self.parallel_build = parallel_build
@@ -360,8 +362,10 @@ class Journal:
         try:
             with self._lock:
                 if index_cache:
-                    self._open_cached()
+                    self._open_cached(first_build)
                 else:
+                    if first_build is not None:
+                        first_build.cancel()
                     self._scan_directory()
         finally:
             if gc_was_enabled:
@@ -519,30 +523,36 @@ class Journal:
                     continue
 
     # ------------------------------------------------------------------ index cache
-    def _open_cached(self) -> None:
+    def _open_cached(self, build: _ColdBuild | None = None) -> None:
         """First build: per file (oldest first) replay its valid cache entry, then read what the file gained
         since; drop entries of files that are gone; write the entries that changed (unless ``save_at_open`` is
         off: then the owner calls :meth:`save_index` when it suits, e.g. once a server is up).
 
         Files without a valid entry are read here; when they are many (a first start, an upgrade of the cache
         format, a restored journal), a forked process builds entries for the newer part of them meanwhile
-        (:meth:`_start_cold_build`) and the ones that fit are replayed: the same index, in about half the time."""
+        (``build``, from :meth:`start_first_build`, or started here) and the ones that fit are replayed: the
+        same index, in about half the time."""
         self._register_files()
         states = [self._files[ordinal] for ordinal in self._ordinals]
         entries = [self._cache_entry(state) for state in states]
-        build = self._start_cold_build(states, entries)
+        if build is None:
+            build = self._start_cold_build(states, entries)
         built: dict[int, _IndexCache] = {}
-        for number, (state, entry) in enumerate(zip(states, entries)):
-            if build is not None and number == build.first:
+        for state, entry in zip(states, entries):
+            ordinal = state.day.toordinal()
+            if build is not None and ordinal >= build.days[0]:
                 built = build.collect()
+                build = None
             if entry is not None:
                 self._replay(state, entry)
             elif built:
-                entry = built.get(state.day.toordinal())
+                entry = built.get(ordinal)
                 if entry is not None and self._fits(entry):
                     self._replay(state, entry)
                     state.saved = -2  # not on disk yet
             self._read_new(state)
+        if build is not None:  # its files are gone
+            build.cancel()
         self._sweep_cache()
         if self._save_at_open:
             self.save_index()
@@ -550,9 +560,8 @@ class Journal:
     def _start_cold_build(self, states: list[_FileState],
                           entries: list[_IndexCache | None]) -> _ColdBuild | None:
         """Fork a process that reads the newer 55 % (by bytes) of the files without a valid entry and returns
-        cache entries for them; None when that does not pay (under :attr:`PARALLEL_BUILD_BYTES`, one CPU, no
-        ``fork``) or the fork fails."""
-        if not self.parallel_build or (os.cpu_count() or 1) < 2:
+        cache entries for them; None when that does not pay (see :func:`_plan_cold_build`) or the fork fails."""
+        if not self.parallel_build:
             return None
         sizes = []
         for state, entry in zip(states, entries):
@@ -560,20 +569,40 @@ class Journal:
                 sizes.append(0 if entry is not None else os.stat(state.name).st_size)
             except OSError:
                 sizes.append(0)
-        total = sum(sizes)
-        if total < self.PARALLEL_BUILD_BYTES:
+        days = _plan_cold_build([state.day.toordinal() for state in states], sizes, 0.55,
+                                self.PARALLEL_BUILD_BYTES)
+        return _ColdBuild.start(self.directory, days) if days else None
+
+    @classmethod
+    def start_first_build(cls, directory: Path, share: float = 0.55) -> _ColdBuild | None:
+        """Start the second builder of a first build before opening the journal, so that it works while the
+        caller does other things first (``serve`` imports the API and reads the schedule files): pass the result
+        as ``first_build``. ``share``: the part of the bytes to read that the child takes (the newest files);
+        the more the caller does meanwhile, the larger. Files count as to be read when their cache entry is
+        missing or of another format (a guess from the entry's first bytes; the open checks properly).
+        None when it does not pay (see :func:`_plan_cold_build`) or ``fork`` is missing."""
+        directory = Path(directory)
+        try:
+            names = sorted(name for name in os.listdir(directory) if _FILE_RE.match(name))
+        except OSError:
             return None
-        # The child takes the newer 55 %: the parent still has to decode and replay what the child sends.
-        done, first = 0, len(states)
-        for number, size in enumerate(sizes):
-            if done + size / 2 > total * 0.45:  # the file across the mark goes where most of it lies
-                first = max(number, 1)
-                break
-            done += size
-        days = [state.day.toordinal() for state, size in zip(states[first:], sizes[first:]) if size]
-        if not days:
-            return None
-        return _ColdBuild.start(self.directory, first, days)
+        ordinals, sizes = [], []
+        for name in names:
+            try:
+                ordinal = date.fromisoformat(name[:10]).toordinal()
+                size = os.stat(directory / name).st_size
+            except (ValueError, OSError):
+                continue
+            try:
+                with open(directory / _CACHE_DIR / f"{name[:10]}{_CACHE_SUFFIX}", "rb") as handle:
+                    if handle.read(len(_CACHE_HEADER)) == _CACHE_HEADER:
+                        size = 0
+            except OSError:
+                pass
+            ordinals.append(ordinal)
+            sizes.append(size)
+        days = _plan_cold_build(ordinals, sizes, share, cls.PARALLEL_BUILD_BYTES)
+        return _ColdBuild.start(directory, days) if days else None
 
     def _fits(self, entry: _IndexCache) -> bool:
         """Whether an entry built apart from this index (by :class:`_ColdBuild`, which did not see the older
@@ -1366,13 +1395,14 @@ class _ColdBuild:
 
     TIMEOUT = 120.0  # seconds the parent waits for the entries before reading the files itself
 
-    def __init__(self, first: int, process: Any, conn: Any) -> None:
-        self.first = first
+    def __init__(self, days: list[int], process: Any, conn: Any) -> None:
+        self.days = days
         self._process = process
         self._conn = conn
 
     @classmethod
-    def start(cls, directory: Path, first: int, days: list[int]) -> _ColdBuild | None:
+    def start(cls, directory: Path, days: list[int]) -> _ColdBuild | None:
+        """Fork the child for ``days`` (day ordinals, oldest first); None when ``fork`` is missing or fails."""
         import multiprocessing
 
         if "fork" not in multiprocessing.get_all_start_methods():
@@ -1389,7 +1419,14 @@ class _ColdBuild:
             send.close()
             return None
         send.close()
-        return cls(first, process, receive)
+        return cls(days, process, receive)
+
+    def cancel(self) -> None:
+        """Stop the child without waiting for its entries."""
+        self._conn.close()
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join()
 
     def collect(self) -> dict[int, _IndexCache]:
         """The entries by day ordinal ({} when the child failed or took longer than :attr:`TIMEOUT`)."""
@@ -1410,6 +1447,25 @@ class _ColdBuild:
                 self._process.kill()
             self._process.join()
         return out
+
+
+def _plan_cold_build(ordinals: list[int], sizes: list[int], share: float, threshold: int) -> list[int]:
+    """The days (ordinals, oldest first) a second builder should read: of the files to read (``sizes`` > 0,
+    in the order of ``ordinals``), the newest ones holding about ``share`` of the bytes; [] when they hold
+    less than ``threshold`` bytes in all or there is one CPU (a second process would cost more than it
+    saves). The file across the mark goes to the side where most of it lies; the caller keeps the oldest."""
+    if (os.cpu_count() or 1) < 2:
+        return []
+    total = sum(sizes)
+    if total <= 0 or total < threshold:
+        return []
+    done, first = 0, len(sizes)
+    for number, size in enumerate(sizes):
+        if done + size / 2 > total * (1 - share):
+            first = max(number, 1)
+            break
+        done += size
+    return [ordinal for ordinal, size in zip(ordinals[first:], sizes[first:]) if size]
 
 
 def _cold_build_child(conn: Any, directory: str, days: list[int]) -> None:

@@ -70,6 +70,20 @@ _SchedulesDirStat = tuple[int, int]  # (st_dev, st_ino)
 _FileStat = tuple[int, int, int, int]  # (st_ino, st_size, st_mtime_ns, st_ctime_ns)
 
 
+def preload(directory: Path) -> dict[str, LoadResult]:
+    """Load and validate every schedule file of ``directory`` (path -> :class:`LoadResult`), before a runner
+    exists: ``serve`` does it while a forked process builds the journal index. Pass the result to
+    :class:`Reconciler` as ``preloaded``: its first pass takes a result whose content hash still matches the file
+    and loads the file again otherwise. The same files as a pass looks at; {} when the folder is missing."""
+    directory = Path(directory)
+    try:
+        with os.scandir(directory) as it:
+            paths = sorted(e.path for e in it if is_schedule_file_name(e.name) and not _is_dir(e))
+    except OSError:
+        return {}
+    return {path: load_schedule_file(Path(path), root=directory) for path in paths}
+
+
 @dataclass(frozen=True)
 class ScheduleState:
     """What the reconciler knows about one schedule id (the file stem).
@@ -121,8 +135,9 @@ class Reconciler:
     """
 
     def __init__(self, settings: "Settings", runner: Any, journal: Any,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, preloaded: dict[str, LoadResult] | None = None) -> None:
         self.settings = settings
+        self._preloaded = dict(preloaded or {})  # path -> result of preload(); used once, if still current
         self.directory = Path(settings.schedules_dir)
         self.runner = runner
         self.journal = journal
@@ -222,7 +237,9 @@ class Reconciler:
         digest = self._hash_if_changed(path) or _UNREADABLE
         if state is not None and state.file_hash == digest and str(state.file) == path:
             return  # untouched: the runner is not called, its next fire does not move
-        result = load_schedule_file(Path(path), root=self.directory)
+        result = self._preloaded.pop(path, None)
+        if result is None or result.content_hash != digest:
+            result = load_schedule_file(Path(path), root=self.directory)
         self._stats_seen(path, result.content_hash)
         if result.schedule is None:
             self._invalid(sid, result, state, changes)
