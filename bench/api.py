@@ -216,10 +216,14 @@ def main() -> int:
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="zmi-bench-api-"))
     try:
         t = time.perf_counter()
-        if args.keep and (root / "schedules.d").is_dir():  # reuse what an earlier --keep run generated
+        journal_dir = root / "var" / "journal"
+        if args.keep and (root / "schedules.d").is_dir() and list(journal_dir.glob("*.jsonl")):
+            # reuse what an earlier --keep run generated; the first start is a first start again
             ids = sorted(p.stem for p in (root / "schedules.d").glob("*.yaml"))
-            print(f"reusing {len(ids)} schedules and the journal in {root}")
+            shutil.rmtree(journal_dir / ".index", ignore_errors=True)
+            print(f"reusing {len(ids)} schedules and the journal in {root} (index cache removed)")
         else:
+            shutil.rmtree(root / "var", ignore_errors=True)
             ids = write_schedules(root / "schedules.d", args.schedules)
             events = write_journal(root / "var" / "journal", root / "schedules.d", ids, args.events)
             print(f"generated {len(ids)} schedules and {events:,} journal events in {time.perf_counter() - t:.1f} s")

@@ -1471,6 +1471,7 @@ def _plan_cold_build(ordinals: list[int], sizes: list[int], share: float, thresh
 def _cold_build_child(conn: Any, directory: str, days: list[int]) -> None:
     """Body of :class:`_ColdBuild`'s process: [(ordinal, encoded entry)] for the cacheable ones of ``days``."""
     log.disabled = True
+    gc.disable()  # as in Journal.__init__: collections during a build only cost time (and the process ends)
     out: list[tuple[int, bytes]] = []
     try:
         journal = Journal.__new__(Journal)

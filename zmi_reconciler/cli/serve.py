@@ -1,8 +1,10 @@
 """``zmi-reconciler serve``: the runner, the reconciler and the HTTP API in one process.
 
-Start: logging to stderr (text or JSON lines), the journal opened and runs of a previous process that never
-finished closed with ``run_interrupted`` (``Journal.close_interrupted``), every schedule file loaded (the runner
-seeds missed fires from the journal), then the runner loop, the folder watcher and the API.
+Start: logging to stderr (text or JSON lines), the schedule files loaded and the tna store synchronised
+(master data, holidays), the journal opened and runs of a previous process that never finished closed with
+``run_interrupted`` (``Journal.close_interrupted``), the schedules handed to the runner (it seeds missed fires
+from the journal), then the runner loop, the folder watcher and the API; the journal's index cache is written a
+few seconds later.
 
 Stop: SIGTERM or SIGINT stops the API and the watcher, the runner fires nothing new, running tasks get
 ``shutdown_grace_seconds`` to finish, then their cancel events are set and runs that are still going are
@@ -51,8 +53,9 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
 
     Start-up order (the API answers within seconds even for a journal of a million events, SPEC 10): when the
     journal needs a first index build (no cache yet, or a new cache format), a forked process starts on its
-    newer files at once; meanwhile this process imports the API and loads the schedule files, then reads the
-    older journal files and replays what the other process built (:meth:`Journal.start_first_build`)."""
+    newer files at once; meanwhile this process imports the API, loads the schedule files and synchronises the
+    tna store, then reads the older journal files and replays what the other process built
+    (:meth:`Journal.start_first_build`)."""
     started = time.perf_counter()
     from zmi_reconciler.journal import Journal
     from zmi_reconciler.reconcile import Reconciler, preload
@@ -70,9 +73,11 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
         log.error("cannot start: %s", exc)
         restore()
         return 2
-    first_build = Journal.start_first_build(settings.journal_path, share=0.7)
+    # Work that needs no journal comes first, so that it overlaps the second index builder (if any).
+    first_build = Journal.start_first_build(settings.journal_path, share=0.8)
     _import_api()
     preloaded = preload(settings.schedules_dir)
+    _sync_store(settings)
     try:
         # The index cache is written a few seconds after start (below), not on the path to answering HTTP.
         journal = Journal(settings.journal_path, retention_days=settings.journal_retention_days,
@@ -86,7 +91,6 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
         server_lock.release()
         restore()
         return 2
-    _sync_store(settings)
     if interrupted:
         log.warning("closed %d run(s) of a previous process as interrupted", len(interrupted))
     reconciler = Reconciler(settings, runner, journal, preloaded=preloaded)
