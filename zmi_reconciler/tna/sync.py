@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-import holidays as holidays_lib
-
 from zmi_reconciler.config import Settings
 from zmi_reconciler.tna.masterdata import ApplyResult, MasterData, apply_masterdata, load_masterdata
 from zmi_reconciler.tna.store import Store
@@ -27,6 +25,8 @@ class SyncResult:
 def region_holidays(region: str, years: list[int]) -> list[tuple[date, str, int]]:
     """Public holidays of ``region`` (``DE-BY``: ISO country and optional subdivision, ``holidays`` package)
     as ``(date, name, category 1)``, sorted. Raises ``ValueError`` for an unknown region."""
+    import holidays as holidays_lib  # lazy (~25 ms at start): serve needs it only for a year without holidays
+
     country, _, subdiv = region.partition("-")
     try:
         table = holidays_lib.country_holidays(country, subdiv=subdiv or None, years=years)
