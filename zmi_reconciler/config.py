@@ -8,7 +8,6 @@ Relative directories (inbox, backup, export, journal) are resolved against the d
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -178,6 +177,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, overrides: 
     values: dict[str, Any] = {}
     path = Path(config_file) if config_file else Path(environ.get("ZMI_CONFIG", DEFAULT_CONFIG_FILE))
     if config_file or path.exists():
+        import tomllib  # lazy: only a settings file needs it (Settings() and the API do not)
+
         try:
             values.update(tomllib.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError as exc:
