@@ -37,7 +37,8 @@ class NoParams(TaskParams):
 class TaskResult(BaseModel):
     """Base of every task's result model (counts the task produced; journaled in ``task_finished``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Built when the task first runs rather than when the catalog is imported (start-up and validate need none).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class TaskFailed(Exception):
