@@ -7,7 +7,7 @@ event, spread over the last 30 days), then starts a child process that runs ``se
 (journal index, runner, reconciler, Litestar app under uvicorn). Startup = spawn of the child until
 ``/api/v1/readyz`` answers 200 (interpreter start and imports included); the first start builds the journal
 index from the lines (in two processes), a second start afterwards (printed as "restart") replays the index cache
-the first wrote (as ``serve`` does, a few seconds after start). Latency is measured from the parent
+the first wrote (``serve`` writes it 30 s after start or at stop). Latency is measured from the parent
 (a separate process, so the client does not compete with the server for the GIL), sequential requests over
 one keep-alive connection after a warm-up. RSS is the child's resident set after the run.
 

@@ -49,7 +49,7 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
-from zmi_reconciler.tasks.base import utc_now
+from zmi_reconciler.clock import utc_now
 
 log = logging.getLogger(__name__)
 

@@ -54,8 +54,7 @@ def _guarded(store: TokenStore) -> Callable[..., None]:
 
 
 def _freeze_gc() -> None:
-    gc.collect()
-    gc.freeze()
+    gc.freeze()  # no collection first: over a big index it costs more than the few frozen garbage cycles
 
 
 def openapi_config() -> OpenAPIConfig:

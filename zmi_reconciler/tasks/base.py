@@ -15,10 +15,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import BaseModel, ConfigDict
+
+from zmi_reconciler.clock import utc_now  # noqa: F401  (re-exported: tasks use tasks.base.utc_now)
 
 if TYPE_CHECKING:  # pragma: no cover
     from zmi_reconciler.config import Settings
@@ -52,11 +54,6 @@ class TaskFailed(Exception):
 
 class TaskCancelled(Exception):
     """Raised by :meth:`TaskContext.check_cancelled` once the run's cancel event is set (timeout/shutdown)."""
-
-
-def utc_now() -> datetime:
-    """The real clock: an aware UTC datetime."""
-    return datetime.now(timezone.utc)
 
 
 @dataclass
