@@ -113,6 +113,14 @@ def _history(directory: Path, clock: Clock) -> Journal:
     return journal
 
 
+def _history_with_entries(directory: Path) -> tuple[Clock, list[Path]]:
+    """:func:`_history` plus the cache entries a cached open writes for it (sorted by day)."""
+    clock = Clock()
+    _history(directory, clock)
+    Journal(directory, clock=clock).close()
+    return clock, sorted((directory / ".index").glob("*.idx"))
+
+
 def _entries(directory: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in sorted((directory / ".index").glob("*.idx"))}
 
@@ -268,10 +276,7 @@ def test_rewritten_or_replaced_file_is_read_in_full(tmp_path: Path) -> None:
 
 def test_corrupt_or_other_version_entry_is_ignored_with_a_warning_and_rewritten(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
-    _history(tmp_path, clock)
-    Journal(tmp_path, clock=clock).close()
-    entries = sorted((tmp_path / ".index").glob("*.idx"))
+    clock, entries = _history_with_entries(tmp_path)
     entries[0].write_bytes(b"\x93not msgpack at all")
     raw = msgspec.msgpack.decode(entries[1].read_bytes())
     raw[0] = 999
@@ -341,10 +346,7 @@ def test_runs_of_a_status_or_trigger_the_cache_does_not_know_keep_their_file_out
 
 def test_entries_of_an_older_cache_format_are_rebuilt_with_one_info_line(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
-    _history(tmp_path, clock)
-    Journal(tmp_path, clock=clock).close()
-    entries = sorted((tmp_path / ".index").glob("*.idx"))
+    clock, entries = _history_with_entries(tmp_path)
     assert len(entries) >= 3
     for entry in entries:  # as an earlier release left them
         raw = msgspec.msgpack.decode(entry.read_bytes())
@@ -548,10 +550,7 @@ def test_a_first_build_started_before_the_open_is_used_by_it(tmp_path: Path, mon
     """``serve`` starts the second builder first and opens the journal later (with ``first_build``): files
     whose entry is missing or of another format are built by it; the index equals a cold one."""
     monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1)
-    clock = Clock()
-    _history(tmp_path, clock)
-    Journal(tmp_path, clock=clock).close()
-    entries = sorted((tmp_path / ".index").glob("*.idx"))
+    clock, entries = _history_with_entries(tmp_path)
     entries[-1].unlink()  # the newest: missing
     raw = msgspec.msgpack.decode(entries[-2].read_bytes())
     raw[0] = journal_module._CACHE_VERSION - 1  # the one before: an older format
