@@ -161,6 +161,30 @@ def test_invalid_middle_line_is_skipped_with_file_and_line(tmp_path: Path,
     assert journal.last_run("a")["duration_ms"] == 1000  # type: ignore[index]
 
 
+def test_damaged_task_line_is_skipped_with_a_warning_when_its_run_is_read(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The open does not decode task lines; a task line torn mid-write (and terminated by the next append) is
+    found when the run's details are read: skipped with file:line, once, and the run's other lines stay."""
+    clock = Clock(datetime(2026, 3, 28, 10, 0, tzinfo=timezone.utc))
+    journal = Journal(tmp_path, clock=clock)
+    run_id = _run(journal, clock, "a", None, "succeeded", trigger="manual", tasks=2)
+    path = tmp_path / "2026-03-28.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    number = next(i for i, line in enumerate(lines) if b'"task_finished"' in line and b'"index":0' in line)
+    lines[number] = lines[number][:lines[number].index(b'"result"')]  # torn after the run id
+    path.write_bytes(b"\n".join(lines))
+    caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
+    reopened = Journal(tmp_path, clock=clock)
+    assert not caplog.records  # the open does not look at task lines
+    run = reopened.get_run(run_id)
+    assert run is not None and run["status"] == "succeeded"
+    assert [(t["index"], t["status"]) for t in run["tasks"]] == [(0, "running"), (1, "succeeded")]
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == [f"journal: {path}:{number + 1}: damaged line of run {run_id} skipped (not valid JSON)"]
+    reopened.get_run(run_id)
+    assert len(caplog.records) == 1  # once per line and process
+
+
 def _writer_process(directory: str, tag: str, count: int) -> None:
     journal = Journal(Path(directory))
     for i in range(count):

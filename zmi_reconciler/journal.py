@@ -21,8 +21,8 @@ lines appended by another process show up; the cost when nothing changed is a ``
 small summary plus the positions (day, byte offset) of its run-level lines; task results and logs are loaded from
 disk on demand by :meth:`Journal.get_run`, which reads the lines naming the run from its ``run_started`` to its
 last run-level line (to the end of the journal while it runs). Invalid lines are skipped with a warning naming
-``file:line`` (a damaged task line that still starts like the journal's own lines is not decoded at open, so it
-is only skipped, silently, when its run's details are read); a torn last line is skipped with a warning and is
+``file:line`` (a damaged task line that still starts like the journal's own lines is not decoded at open: it is
+skipped with that warning when its run's details are read); a torn last line is skipped with a warning and is
 never fatal.
 """
 
@@ -347,6 +347,7 @@ class Journal:
         self._saved_at = time.monotonic()
         self._cache_write_warned = False
         self._old_cache_noted = False
+        self._damaged_warned: set[tuple[str, int]] = set()
         self.retention_days = retention_days
         self.refresh_interval = refresh_interval
         self._clock = clock
@@ -1263,7 +1264,9 @@ class Journal:
         """The valid lines naming ``run``'s id, in file order, from its ``run_started`` to its last run-level line
         (inclusive; to the end of the journal while it is running). The index keeps only the positions of
         run-level lines: the task lines in between are found here with a byte search for the quoted run id
-        (every line is decoded when the id could be written escaped). Unreadable lines are skipped."""
+        (every line is decoded when the id could be written escaped). A line naming the run that is not valid
+        JSON (a torn write that a later append terminated) is skipped with a warning, once per line and process
+        (the open does not decode task lines, so it is noticed here)."""
         run_id = run.run_id
         positions = run.positions
         first = positions[0]
@@ -1288,7 +1291,22 @@ class Journal:
                         region += handle.readline()
             except OSError:
                 continue
-            yield from _records(region, needle, run_id)
+            damaged: list[int] = []
+            yield from _records(region, needle, run_id, damaged)
+            for offset in damaged:
+                self._warn_damaged(state, start + offset, run_id)
+
+    def _warn_damaged(self, state: _FileState, offset: int, run_id: str) -> None:
+        key = (state.name, offset)
+        if key in self._damaged_warned:
+            return
+        self._damaged_warned.add(key)
+        try:
+            with open(state.path, "rb") as handle:
+                number = handle.read(offset).count(b"\n") + 1
+        except OSError:
+            number = 0
+        log.warning("journal: %s:%d: damaged line of run %s skipped (not valid JSON)", state.path, number, run_id)
 
     def first_event_time(self) -> datetime | None:
         """``ts`` (aware UTC) of the oldest retained event, or None for an empty journal: roughly when this
@@ -1517,13 +1535,15 @@ def _status_set(status: str | Iterable[str] | None) -> frozenset[str] | None:
     return frozenset(status)
 
 
-def _records(region: bytes, needle: bytes | None, run_id: str) -> Iterator[dict[str, Any]]:
+def _records(region: bytes, needle: bytes | None, run_id: str,
+             damaged: list[int] | None = None) -> Iterator[dict[str, Any]]:
     """The JSON objects among the whole lines of ``region`` whose ``run_id`` is ``run_id``; with ``needle`` only
-    lines containing it are decoded."""
+    lines containing it are decoded, and the start offsets (in ``region``) of those that are not valid JSON are
+    appended to ``damaged``."""
     if needle is None:
-        lines: Iterable[bytes] = region.split(b"\n")
+        lines: Iterable[tuple[int, bytes]] = ((-1, line) for line in region.split(b"\n"))
     else:
-        lines = []
+        found: list[tuple[int, bytes]] = []
         find = region.find
         rfind = region.rfind
         hit = find(needle)
@@ -1532,12 +1552,15 @@ def _records(region: bytes, needle: bytes | None, run_id: str) -> Iterator[dict[
             le = find(b"\n", hit)
             if le < 0:
                 le = len(region)
-            lines.append(region[ls:le])
+            found.append((ls, region[ls:le]))
             hit = find(needle, le)
-    for line in lines:
+        lines = found
+    for start, line in lines:
         try:
             record = json.loads(line)
         except ValueError:
+            if start >= 0 and damaged is not None:
+                damaged.append(start)
             continue
         if isinstance(record, dict) and record.get("run_id") == run_id:
             yield record
