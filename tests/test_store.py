@@ -41,7 +41,7 @@ def directions(store, emp_id, day):
 def test_open_creates_latest_schema_in_wal_mode(tmp_path):
     path = tmp_path / "sub" / "tna.sqlite3"
     with Store.open(path, zone=BERLIN) as store:
-        assert store.schema_version == migrations.LATEST_VERSION == 2
+        assert store.schema_version == migrations.LATEST_VERSION == 3
         assert store.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.connection.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
         assert set(store.table_counts()) >= {"employees", "day_plans", "week_plans", "holidays", "bookings",
@@ -63,12 +63,20 @@ def test_v1_database_upgrades_in_place_and_keeps_its_data(tmp_path):
     conn.close()
 
     with Store.open(path, zone=BERLIN) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == 3
         assert [e.personnel_number for e in store.employees()] == ["7"]
         # days booked before change tracking existed are dirty once, so they get calculated
         assert store.dirty_days_since(0) == ([(1, date(2026, 3, 2))], 1)
         assert store.closed_through(1) is None
         assert store.enqueue_message("a@example.org", "s", "b", dedup_key="k") is not None
+
+
+def test_daily_values_of_one_day_use_the_date_index(tmp_path):
+    with Store.open(tmp_path / "tna.sqlite3", zone=BERLIN) as store:
+        plan = store.connection.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM daily_values WHERE date BETWEEN ? AND ? ORDER BY employee_id, date",
+            ("2026-03-02", "2026-03-02")).fetchall()
+        assert any("daily_values_by_date" in row[-1] for row in plan), plan
 
 
 def test_newer_schema_is_refused(tmp_path):

@@ -191,9 +191,16 @@ ALTER TABLE outbox ADD COLUMN dedup_key TEXT;
 CREATE UNIQUE INDEX outbox_dedup ON outbox (dedup_key) WHERE dedup_key IS NOT NULL;
 """
 
+_V3_DAILY_VALUES_BY_DATE = """
+-- GET /daily-values?date=... (every employee's values of one day) scanned the whole table: the primary key
+-- starts with employee_id.
+CREATE INDEX daily_values_by_date ON daily_values (date);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: plans, employees, holidays, bookings, values, outbox, task state", _V1_CORE),
     Migration(2, "change tracking (dirty_days), month closing, outbox dedup key", _V2_TRACKING_AND_CLOSING),
+    Migration(3, "daily values by date", _V3_DAILY_VALUES_BY_DATE),
 )
 
 #: The version a freshly opened store has.
