@@ -91,8 +91,10 @@ def write_journal(directory: Path, schedules: Path, ids: list[str], events: int)
     step = (end - start) / max(runs, 1)
     handles: dict[str, Any] = {}
     written = 0
+    latest = [(sid, slot, r) for r, (sid, slot) in enumerate(last_slots.items())]
+    taken = {_run_id(sid, slot) for sid, slot, _ in latest}  # a run id is unique (else its file is not cached)
     plan = [(ids[r % len(ids)], start + step * r, r) for r in range(runs)]
-    plan += [(sid, slot, r) for r, (sid, slot) in enumerate(last_slots.items())]
+    plan = [item for item in plan if _run_id(item[0], item[1]) not in taken] + latest
     plan.sort(key=lambda item: item[1])
     for sid, t0, r in plan:
         day = t0.strftime("%Y-%m-%d")
@@ -112,8 +114,12 @@ _TASKS = ("backup_database", "calculate_days", "calculate_months")
 _STATUSES = ("succeeded",) * 8 + ("failed", "partial")
 
 
+def _run_id(sid: str, t0: datetime) -> str:
+    return f"{sid}@{t0.strftime('%Y%m%dT%H%M%SZ')}"
+
+
 def _run_lines(sid: str, t0: datetime, r: int) -> list[str]:
-    run_id = f"{sid}@{t0.strftime('%Y%m%dT%H%M%SZ')}"
+    run_id = _run_id(sid, t0)
     iso = t0.strftime("%Y-%m-%dT%H:%M:%S")
     lines = [f'{{"ts":"{iso}.000Z","event":"run_started","schedule":"{sid}","run_id":"{run_id}",'
              f'"trigger":"scheduled","scheduled_for":"{iso}Z","content_hash":"{_CONTENT_HASH}","pid":1}}']

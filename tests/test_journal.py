@@ -185,6 +185,47 @@ def test_damaged_task_line_is_skipped_with_a_warning_when_its_run_is_read(
     assert len(caplog.records) == 1  # once per line and process
 
 
+def test_instants_mean_the_same_on_the_fast_and_the_full_path(tmp_path: Path) -> None:
+    """The bulk decoder (msgspec) and parse_utc read instants alike: lowercase t/z, nanosecond fractions
+    (rounded), offsets. A blank line sends the first file down the full path; the second takes the fast one."""
+    lines = [b'{"ts":"2026-03-28t10:00:00.1234567z","event":"run_started","schedule":"a","run_id":"a@1",'
+             b'"trigger":"scheduled","scheduled_for":"2026-03-28T11:00:00.0000005+01:00"}',
+             b'{"ts":"2026-03-28T10:00:01.9999999Z","event":"run_finished","schedule":"a","run_id":"a@1",'
+             b'"status":"succeeded"}']
+    (tmp_path / "2026-03-28.jsonl").write_bytes(lines[0] + b"\n\n" + lines[1] + b"\n")
+    (tmp_path / "2026-03-29.jsonl").write_bytes(b"\n".join(lines).replace(b"a@1", b"b@1").replace(
+        b'"a"', b'"b"') + b"\n")
+    journal = Journal(tmp_path, index_cache=False)
+    for sid in ("a", "b"):
+        run = journal.last_run(sid)
+        assert run is not None and run["status"] == "succeeded"
+        assert run["started_at"] == datetime(2026, 3, 28, 10, 0, 0, 123457, tzinfo=timezone.utc)
+        assert run["finished_at"] == datetime(2026, 3, 28, 10, 0, 2, tzinfo=timezone.utc)
+        assert journal.last_slot(sid) == datetime(2026, 3, 28, 10, 0, 0, 1, tzinfo=timezone.utc)
+    assert parse_utc("2026-03-28t10:00:00.1234567z") == datetime(2026, 3, 28, 10, 0, 0, 123457, tzinfo=timezone.utc)
+    with pytest.raises(ValueError):
+        parse_utc("28.03.2026 10:00")
+
+
+@pytest.mark.parametrize("finished", [
+    b'{"ts":"2026-03-28T10:00:01.000Z","event":"\\u0072un_finished","schedule":"a","run_id":"a@1","status":"failed"}',
+    b'{"ts":"2026-03-28T10:00:01.000Z","event" : "run_finished","schedule":"a","run_id":"a@1","status":"failed"}',
+    b'{"ts":"2026-03-28T10:00:01.000Z","schedule":"a","event":"run_finished","run_id":"a@1","status":"failed"}',
+], ids=["escaped value", "spaces", "key order"])
+def test_run_lines_in_another_form_are_never_missed(tmp_path: Path, finished: bytes) -> None:
+    """A run-level line written by hand or by another tool is decoded like any other, even next to a task line
+    whose result holds an "event" key of its own (which would balance a per-chunk count)."""
+    started = (b'{"ts":"2026-03-28T10:00:00.000Z","event":"run_started","schedule":"a","run_id":"a@1",'
+               b'"trigger":"manual"}')
+    nested = b'{"event":"x"}' if b'"event" :' in finished else b'{}'  # balances the count of "event":" keys
+    task = (b'{"ts":"2026-03-28T10:00:00.500Z","event":"task_finished","schedule":"a","run_id":"a@1","index":0,'
+            b'"task":"x","status":"failed","result":' + nested + b'}')
+    (tmp_path / "2026-03-28.jsonl").write_bytes(b"\n".join([started, task, finished]) + b"\n")
+    for journal in (Journal(tmp_path, index_cache=False), Journal(tmp_path)):
+        assert journal.last_run("a")["status"] == "failed"  # type: ignore[index]
+        assert journal.close_interrupted() == []
+
+
 def _writer_process(directory: str, tag: str, count: int) -> None:
     journal = Journal(Path(directory))
     for i in range(count):

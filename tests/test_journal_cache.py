@@ -570,3 +570,38 @@ def test_a_first_build_started_before_the_open_is_used_by_it(tmp_path: Path, mon
     assert unused is not None
     Journal(tmp_path, clock=clock, index_cache=False, first_build=unused)  # stopped, not waited for
     assert not unused._process.is_alive()
+
+
+@pytest.mark.parametrize("replacement", ["shorter", "same size"])
+def test_second_builder_entries_of_a_file_replaced_meanwhile_are_not_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replacement: str) -> None:
+    """Between start_first_build and the open (serve imports the API meanwhile) the newest day file is replaced:
+    what the builder read of the old file must not be replayed for the new one."""
+    monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1)
+    clock = Clock()
+    _history(tmp_path, clock)
+    newest = sorted(tmp_path.glob("*.jsonl"))[-1]
+    old = newest.read_bytes()
+    build = Journal.start_first_build(tmp_path, share=0.9)
+    assert build is not None and build.days[-1] == datetime.fromisoformat(newest.stem).date().toordinal()
+    build._conn.poll(30)  # the builder has read the old file
+    lines = old.split(b"\n")
+    new = b"\n".join(line.replace(b"nightly", b"replace") for line in lines)  # same size, other runs
+    if replacement == "shorter":
+        new = b"\n".join(lines[:len(lines) // 2]) + b"\n"
+    tmp = newest.with_suffix(".tmp")
+    tmp.write_bytes(new)
+    os.replace(tmp, newest)  # a new inode, as a restore or an editor would write it
+    expected = answers(Journal(tmp_path, clock=clock, index_cache=False))
+    assert answers(Journal(tmp_path, clock=clock, first_build=build)) == expected
+
+
+def test_an_index_folder_that_is_a_file_is_warned_about_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    _history(tmp_path, clock)
+    (tmp_path / ".index").write_text("not a folder")
+    caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
+    assert_same(tmp_path, clock)
+    unreadable = [r for r in caplog.records if "unreadable" in r.getMessage()]
+    assert len(unreadable) == 1  # per open; not one per day file

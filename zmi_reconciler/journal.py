@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -92,17 +93,13 @@ def iso_utc(value: datetime, *, ms: bool = False) -> str:
 
 
 def parse_utc(value: str) -> datetime:
-    """ISO 8601 string (``Z`` or offset; naive taken as UTC) -> aware UTC datetime. Raises ``ValueError``."""
-    parsed = _fromisoformat(value)
-    tz = parsed.tzinfo
-    if tz is _UTC:  # the journal's own ``Z`` instants: already UTC
-        return parsed
-    if tz is None:
-        return parsed.replace(tzinfo=_UTC)
-    return parsed.astimezone(_UTC)
+    """RFC 3339 instant (``Z`` or offset; naive taken as UTC) -> aware UTC datetime. Read exactly as the index's
+    decoder reads instants in bulk (msgspec): ``T`` or a space, ``Z``/``z``, fractions beyond microseconds
+    rounded; so a line means the same whichever way it is read. Raises ``ValueError``."""
+    return _as_utc(_to_datetime(value, datetime))
 
 
-_fromisoformat = datetime.fromisoformat
+_to_datetime = msgspec.convert
 _UTC = timezone.utc
 
 
@@ -347,6 +344,7 @@ class Journal:
         self._saved_at = time.monotonic()
         self._cache_write_warned = False
         self._old_cache_noted = False
+        self._cache_read_warned = False
         self._damaged_warned: set[tuple[str, int]] = set()
         self.retention_days = retention_days
         self.refresh_interval = refresh_interval
@@ -533,11 +531,22 @@ class Journal:
         format, a restored journal), a forked process builds entries for the newer part of them meanwhile
         (``build``, from :meth:`start_first_build`, or started here) and the ones that fit are replayed: the
         same index, in about half the time."""
-        self._register_files()
-        states = [self._files[ordinal] for ordinal in self._ordinals]
-        entries = [self._cache_entry(state) for state in states]
-        if build is None:
-            build = self._start_cold_build(states, entries)
+        try:
+            self._register_files()
+            states = [self._files[ordinal] for ordinal in self._ordinals]
+            entries = [self._cache_entry(state) for state in states]
+            if build is None:
+                build = self._start_cold_build(states, entries)
+            self._read_all(states, entries, build)
+        finally:
+            if build is not None:  # (after an error, or when its files are gone: never leave the child waiting)
+                build.cancel()
+        self._sweep_cache()
+        if self._save_at_open:
+            self.save_index()
+
+    def _read_all(self, states: list[_FileState], entries: list[_IndexCache | None],
+                  build: _ColdBuild | None) -> None:
         built: dict[int, _IndexCache] = {}
         for state, entry in zip(states, entries):
             ordinal = state.day.toordinal()
@@ -548,15 +557,10 @@ class Journal:
                 self._replay(state, entry)
             elif built:
                 entry = built.get(ordinal)
-                if entry is not None and self._fits(entry):
+                if entry is not None and self._fits(entry) and self._describes(state, entry):
                     self._replay(state, entry)
                     state.saved = -2  # not on disk yet
             self._read_new(state)
-        if build is not None:  # its files are gone
-            build.cancel()
-        self._sweep_cache()
-        if self._save_at_open:
-            self.save_index()
 
     def _start_cold_build(self, states: list[_FileState],
                           entries: list[_IndexCache | None]) -> _ColdBuild | None:
@@ -622,7 +626,10 @@ class Journal:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            log.warning("journal: index cache %s unreadable (%s); reading %s in full", path, exc, state.path)
+            if not self._cache_read_warned:  # (once: a .index that is a file fails for every day file alike)
+                self._cache_read_warned = True
+                log.warning("journal: index cache %s unreadable (%s); reading the day files without it", path,
+                            exc)
             return None
         try:
             entry = _CACHE_DECODER.decode(data)
@@ -641,23 +648,27 @@ class Journal:
         if entry.version != _CACHE_VERSION:
             self._version_mismatch(path, entry.version, state)
             return None
+        return entry if self._describes(state, entry) else None
+
+    @staticmethod
+    def _describes(state: _FileState, entry: _IndexCache) -> bool:
+        """Whether ``entry`` still describes the first ``entry.offset`` bytes of ``state``'s file: the same inode,
+        not smaller, unchanged or only appended to (append-only), and the ``tail`` bytes before the offset the
+        same (a file rewritten in place with the same size and time would otherwise pass)."""
         try:
             st = os.stat(state.name)
-        except FileNotFoundError:
-            return None
+        except OSError:
+            return False
         if st.st_ino != entry.ino or st.st_size < entry.size or entry.offset > entry.size:
-            return None
-        if st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns:
-            return entry
-        if st.st_size > entry.size:  # appended to since (append-only): the bytes before offset must be the same
-            try:
-                with open(state.path, "rb") as handle:
-                    handle.seek(entry.offset - len(entry.tail))
-                    if handle.read(len(entry.tail)) == entry.tail:
-                        return entry
-            except OSError:
-                return None
-        return None
+            return False
+        if st.st_size == entry.size and st.st_mtime_ns != entry.mtime_ns:
+            return False
+        try:
+            with open(state.path, "rb") as handle:
+                handle.seek(entry.offset - len(entry.tail))
+                return handle.read(len(entry.tail)) == entry.tail
+        except OSError:
+            return False
 
     def _version_mismatch(self, path: Path, version: Any, state: _FileState) -> None:
         """An entry of an older cache format (after an upgrade: noted once per open) or of an unknown one."""
@@ -897,10 +908,12 @@ class Journal:
         """Index the complete lines ``data[:end]`` (``end`` is the index of the last newline).
 
         Only run-level lines (``run_*`` events) feed the index; task lines are found again by :meth:`_details`
-        when a run's details are asked for. Fast path (lines as :func:`encode_event` writes them: every line
-        starts with ``{"ts":"``, one ``"event":"`` per line): the ``run_*`` lines are found with byte searches
+        when a run's details are asked for. Fast path (lines as :func:`encode_event` writes them: one
+        ``"event":"`` key per line, no other ``"event"`` string, no escape in its value, every ``run_*`` line
+        starting with ``{"ts":"`` and its event right after): the ``run_*`` lines are found with byte searches
         and only they are decoded. Any other chunk (hand-written lines, invalid or blank lines, a terminated torn
-        line without its event) takes the full path: every line decoded, invalid ones warned about."""
+        line without its event, a result with an ``event`` key) takes the full path: every line decoded, invalid
+        ones warned about. Both read instants alike (see :func:`parse_utc`)."""
         offset = state.offset
         nlines = data.count(b"\n", 0, end + 1)
         lines = self._run_lines(data, end, nlines)
@@ -977,18 +990,21 @@ class Journal:
     def _run_lines(data: bytes, end: int, nlines: int) -> tuple[list[int], list[bytes]] | None:
         """Start offsets and bytes of the ``run_*`` lines in ``data[:end]``, or None when the chunk is not
         in the journal's own line format (see :meth:`_ingest`)."""
-        if not data.startswith(b'{"ts":"') or data.count(b'\n{"ts":"', 0, end) != nlines - 1:
+        # Every "event" token is the key, as written (no spaces, no escapes in the value): then no run-level
+        # line escapes the search below (a line with it elsewhere, or nested, makes a count differ).
+        if data.count(b'"event":"', 0, end) != nlines or data.count(b'"event"', 0, end) != nlines:
             return None
-        if data.count(b'"event":"', 0, end) != nlines:
+        if data.find(b'"event":"\\', 0, end) >= 0:
             return None
         find = data.find
         rfind = data.rfind
+        startswith = data.startswith
         starts: list[int] = []
         raws: list[bytes] = []
         i = find(b'"event":"run_', 0, end)
         while i >= 0:
             ls = rfind(b"\n", 0, i) + 1
-            if find(b'"', ls + 7, i) != i - 2:  # not the key right after "ts": nested
+            if not startswith(b'{"ts":"', ls) or find(b'"', ls + 7, i) != i - 2:  # not the key right after "ts"
                 return None
             le = find(b"\n", i, end + 1)
             starts.append(ls)
@@ -1490,6 +1506,9 @@ def _cold_build_child(conn: Any, directory: str, days: list[int]) -> None:
     """Body of :class:`_ColdBuild`'s process: [(ordinal, encoded entry)] for the cacheable ones of ``days``."""
     log.disabled = True
     gc.disable()  # as in Journal.__init__: collections during a build only cost time (and the process ends)
+    # Not the server's handlers (inherited by fork): SIGTERM ends the builder, a Ctrl-C is the parent's business.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     out: list[tuple[int, bytes]] = []
     try:
         journal = Journal.__new__(Journal)

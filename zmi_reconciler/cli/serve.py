@@ -83,13 +83,13 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float) -> 
         return 2
     # Work that needs no journal comes first, so that it overlaps the second index builder (if any).
     first_build = Journal.start_first_build(settings.journal_path, share=0.55)
-    from zmi_reconciler.reconcile import Reconciler, preload
-    from zmi_reconciler.runner import Runner
-
-    _import_api()
-    preloaded = preload(settings.schedules_dir)
-    _sync_store(settings)
     try:
+        from zmi_reconciler.reconcile import Reconciler, preload
+        from zmi_reconciler.runner import Runner
+
+        _import_api()
+        preloaded = preload(settings.schedules_dir)
+        _sync_store(settings)
         # The index cache is written later (_save_index_soon), not on the path to answering HTTP.
         journal = Journal(settings.journal_path, retention_days=settings.journal_retention_days,
                           save_at_open=False, first_build=first_build)
@@ -97,15 +97,26 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float) -> 
         runner = Runner(settings, journal)
     except (OSError, ValueError) as exc:
         log.error("cannot start: %s", exc)
-        if first_build is not None:
-            first_build.cancel()
         server_lock.release()
         restore()
         return 2
+    except BaseException:
+        server_lock.release()
+        restore()
+        raise
+    finally:
+        if first_build is not None:  # used by the journal by now, or never: do not leave it waiting
+            first_build.cancel()
     if interrupted:
         log.warning("closed %d run(s) of a previous process as interrupted", len(interrupted))
     reconciler = Reconciler(settings, runner, journal, preloaded=preloaded)
     reconciler.reconcile_all()
+    if stop.is_set():  # SIGTERM/SIGINT during start-up: stop before anything fires or listens
+        log.info("stopped during start-up")
+        journal.close()
+        server_lock.release()
+        restore()
+        return 0
     runner.start()
     watcher = threading.Thread(target=reconciler.watch, args=(stop,), name="zmi-reconciler-watch", daemon=True)
     watcher.start()
@@ -155,6 +166,7 @@ def _save_index_soon(journal: Any, stop: threading.Event) -> None:
 def _sync_store(settings: Settings) -> None:
     """Apply the master data file and fill region holidays (:mod:`zmi_reconciler.tna.sync`). A broken master
     data file is logged with file:line:col and leaves the store as it was; the server starts anyway."""
+    import sqlite3
     from datetime import datetime
 
     from zmi_reconciler.tna.masterdata import MasterDataError
@@ -168,8 +180,8 @@ def _sync_store(settings: Settings) -> None:
         for problem in exc.problems:
             log.error("master data not applied: %s", problem)
         return
-    except (OSError, ValueError) as exc:
-        log.error("tna store not synchronised: %s", exc)
+    except (OSError, ValueError, sqlite3.Error) as exc:  # e.g. a damaged database file: tasks will say so too
+        log.error("tna store %s not synchronised: %s", settings.database_path, exc)
         return
     if result.masterdata is not None:
         md = result.masterdata

@@ -1,0 +1,83 @@
+"""``serve`` start-up with a journal that needs a first index build (a forked second builder is running while
+the server imports the API, loads schedules and syncs the store): an error on the way, a stop requested on the
+way, a damaged store. In process, with ``Journal.PARALLEL_BUILD_BYTES`` lowered so that a small journal forks."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from zmi_reconciler.cli import serve as serve_module
+from zmi_reconciler.config import Settings
+from zmi_reconciler.journal import Journal
+from zmi_reconciler.locks import acquire_server_lock
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1)
+    (tmp_path / "schedules.d").mkdir()
+    (tmp_path / "schedules.d" / "nightly.yaml").write_text(
+        "name: Nightly\ntiming: {type: daily, at: \"05:00\"}\ntasks:\n  - task: calculate_days\n")
+    settings = Settings(data_dir=tmp_path / "var", schedules_dir=tmp_path / "schedules.d", port=1)
+    journal = Journal(settings.journal_path, clock=lambda: now, index_cache=False)
+    now = datetime.now(timezone.utc) - timedelta(days=3)
+    for day in range(3):  # three day files: the second builder gets the newer ones
+        now += timedelta(days=1)
+        journal.append("run_started", schedule="nightly", run_id=f"nightly@{day}", trigger="manual")
+        journal.append("run_finished", schedule="nightly", run_id=f"nightly@{day}", status="succeeded")
+    journal.close()
+    return settings
+
+
+def _forked(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    started: list[object] = []
+    real_start = Journal.start_first_build.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type, directory: Path, share: float = 0.55) -> object:
+        build = real_start(cls, directory, share)
+        started.append(build)
+        return build
+
+    monkeypatch.setattr(Journal, "start_first_build", classmethod(spy))
+    return started
+
+
+def test_an_error_during_start_up_stops_the_second_builder_and_releases_the_lock(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    started = _forked(monkeypatch)
+
+    def broken(directory: Path) -> dict:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("zmi_reconciler.reconcile.preload", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        serve_module.serve(settings, threading.Event())
+    assert started and started[0] is not None
+    assert multiprocessing.active_children() == []  # not left waiting for a reader
+    acquire_server_lock(settings).release()  # the lock is free again
+
+
+def test_a_stop_during_start_up_ends_before_anything_fires_or_listens(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    started = _forked(monkeypatch)
+    stop = threading.Event()
+    stop.set()  # SIGTERM arrived while the index was being built
+    monkeypatch.setattr(serve_module, "_serve_api", lambda *args: pytest.fail("the API must not start"))
+    settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.database_path.write_bytes(b"this is not an SQLite database" * 100)  # damaged: logged, not fatal
+    caplog.set_level(logging.INFO, logger="zmi_reconciler.serve")
+    assert serve_module.serve(settings, stop) == 0
+    assert started and started[0] is not None
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("not synchronised" in m for m in messages)
+    assert "stopped during start-up" in messages
+    assert multiprocessing.active_children() == []
+    acquire_server_lock(settings).release()
+    journal = Journal(settings.journal_path, index_cache=False)
+    assert journal.count_runs("nightly") == 3 and journal.last_run("nightly")["status"] == "succeeded"
