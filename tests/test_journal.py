@@ -226,6 +226,22 @@ def test_run_lines_in_another_form_are_never_missed(tmp_path: Path, finished: by
         assert journal.close_interrupted() == []
 
 
+def test_the_run_index_adds_nothing_to_garbage_collections(tmp_path: Path) -> None:
+    """A server holds hundreds of thousands of runs; the collector must not scan them (fire lag, SPEC 10)."""
+    import gc
+
+    clock = Clock()
+    journal = Journal(tmp_path, clock=clock)
+    for n in range(5):
+        _run(journal, clock, "a", None, "succeeded", trigger="manual")
+    reopened = Journal(tmp_path, clock=clock)  # from the cache entries
+    gc.collect()
+    for index in (journal, reopened):
+        runs = list(index._runs.values())
+        assert len(runs) == 5
+        assert not any(gc.is_tracked(run) or gc.is_tracked(run.positions) for run in runs)
+
+
 def _writer_process(directory: str, tag: str, count: int) -> None:
     journal = Journal(Path(directory))
     for i in range(count):

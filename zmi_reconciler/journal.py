@@ -194,7 +194,8 @@ class _Run(msgspec.Struct, array_like=True, gc=False, eq=False):
     ``run_started`` (only consulted while the run is ``running``).
 
     A msgspec struct so that the index cache decodes runs straight into index entries (see :class:`_IndexCache`);
-    ``gc=False``: an entry holds no reference cycle."""
+    ``gc=False`` (an entry holds no reference cycle) and ``positions`` a tuple of ints, which the collector stops
+    tracking: a server's hundreds of thousands of runs add nothing to a garbage collection (fire lag, SPEC 10)."""
 
     run_id: str
     schedule: str
@@ -202,7 +203,7 @@ class _Run(msgspec.Struct, array_like=True, gc=False, eq=False):
     scheduled_for: datetime | None
     started_at: datetime
     pid: int | None
-    positions: list[int]
+    positions: tuple[int, ...]
     status: _RunStatus = RUNNING
     finished_at: datetime | None = None
     finish_pos: int | None = None
@@ -214,7 +215,7 @@ class _Run(msgspec.Struct, array_like=True, gc=False, eq=False):
         scheduled_for = parse_utc(head.scheduled_for) if head.scheduled_for is not None else None
         return cls(run_id, sys.intern(head.schedule or run_id.partition("@")[0]),
                    sys.intern(head.trigger) if head.trigger else None, scheduled_for, parse_utc(head.ts),
-                   head.pid, [pos])
+                   head.pid, (pos,))
 
     def summary(self) -> dict[str, Any]:
         finished = self.finished_at
@@ -272,7 +273,7 @@ class _CachedMore(msgspec.Struct, array_like=True, gc=False):
     status: _RunStatus | None
     finished_at: datetime | None
     finish_pos: int | None
-    positions: list[int]
+    positions: tuple[int, ...]
 
 
 class _IndexCache(msgspec.Struct, array_like=True, gc=False):
@@ -709,7 +710,7 @@ class Journal:
             if run is None:  # its run_started was in a file deleted since
                 orphans.add(more.run_id)
                 continue
-            run.positions.extend(more.positions)
+            run.positions += more.positions
             if more.status is not None:
                 run.status = more.status
                 run.finished_at = more.finished_at
@@ -951,7 +952,7 @@ class Journal:
                         finished_at = head.ts
                         if finished_at.tzinfo is not utc:
                             finished_at = as_utc(finished_at)
-                        run.positions.append(pos)
+                        run.positions += (pos,)
                         run.status = status = intern(head.status or "unknown")
                         run.finished_at = finished_at
                         run.finish_pos = pos
@@ -970,7 +971,7 @@ class Journal:
                     sid = intern(head.schedule or run_id.partition("@")[0])
                     trigger = head.trigger
                     trigger = intern(trigger) if trigger else None
-                    run = runs[run_id] = new_run(run_id, sid, trigger, slot, started_at, head.pid, [pos])
+                    run = runs[run_id] = new_run(run_id, sid, trigger, slot, started_at, head.pid, (pos,))
                     entry = schedules.get(sid) or schedule(sid)
                     entry.runs.append(run)
                     if slot is not None and trigger in slot_triggers and (entry.last_slot is None
@@ -1090,7 +1091,7 @@ class Journal:
             if run.finish_pos is not None:  # ended twice
                 state.uncacheable = True
                 self._uncacheable(run.finish_pos)
-            run.positions.append(pos)
+            run.positions += (pos,)
             run.status = sys.intern(head.status or "unknown")
             run.finished_at = finished_at
             run.finish_pos = pos
@@ -1099,12 +1100,12 @@ class Journal:
                 entry.last_success = _max(entry.last_success, finished_at)
         elif event == "run_interrupted" and run.status == RUNNING:
             finished_at = parse_utc(head.ts)
-            run.positions.append(pos)
+            run.positions += (pos,)
             run.status = INTERRUPTED
             run.finished_at = finished_at
             run.finish_pos = pos
         else:
-            run.positions.append(pos)
+            run.positions += (pos,)
 
     def _uncacheable(self, pos: int) -> None:
         state = self._files.get(pos >> _OFFSET_BITS)
