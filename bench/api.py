@@ -167,6 +167,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _calibration() -> float:
+    """Seconds for 5,000,000 additions in a Python loop (best of 3): a yardstick for this machine right now."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(5_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -270,6 +282,8 @@ def main() -> int:
         restart = _restart(root, ids)  # the same data again: the journal index comes from its cache
         size = sum(p.stat().st_size for p in (root / "var" / "journal").glob("*.jsonl")) / 2**20
         print(f"journal: {size:.0f} MiB in {len(list((root / 'var' / 'journal').glob('*.jsonl')))} day files")
+        print(f"machine speed: {_calibration():.2f} s for a fixed pure-Python loop (compare runs on one machine "
+              f"by it: shared VMs drift)")
         print(f"startup (spawn -> readyz 200): {startup:.2f} s   (target <= 3 s); serve's own count from its "
               f"first line of Python: {_started_line(root, 'serve-first.log')}")
         print(f"GET /api/v1/schedules x{len(latencies)} ({len(ids)} items, {len(first.content) / 1024:.0f} KiB): "
