@@ -121,6 +121,19 @@ def _history_with_entries(directory: Path) -> tuple[Clock, list[Path]]:
     return clock, sorted((directory / ".index").glob("*.idx"))
 
 
+def _spy_fits(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record what :meth:`Journal._fits` answers for each entry of a second builder, in order."""
+    fits: list[bool] = []
+    real_fits = Journal._fits
+
+    def spy(self: Journal, entry: Any) -> bool:
+        fits.append(real_fits(self, entry))
+        return fits[-1]
+
+    monkeypatch.setattr(Journal, "_fits", spy)
+    return fits
+
+
 def _entries(directory: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in sorted((directory / ".index").glob("*.idx"))}
 
@@ -405,6 +418,8 @@ def test_unwritable_cache_folder_is_logged_once_and_the_journal_works(
     _run(journal, clock, "nightly", "succeeded")
     journal.close()
     assert len([r for r in caplog.records if "cannot write the index cache" in r.getMessage()]) == 1
+    # and reading it fails for every day file alike: one warning per open (assert_same opened it once cached)
+    assert len([r for r in caplog.records if "unreadable" in r.getMessage()]) == 1
 
 
 def _random_history(tmp_path: Path, seed: int, clock: Clock, reopen: Callable[[], None] | None) -> None:
@@ -476,9 +491,7 @@ def test_first_build_in_two_processes_answers_like_a_cold_open(
         return out
 
     monkeypatch.setattr(journal_module._ColdBuild, "collect", spy)
-    fits: list[bool] = []
-    real_fits = Journal._fits
-    monkeypatch.setattr(Journal, "_fits", lambda self, entry: fits.append(real_fits(self, entry)) or fits[-1])
+    fits = _spy_fits(monkeypatch)
     clock = Clock()
 
     def first_build() -> None:
@@ -507,9 +520,7 @@ def test_second_builder_entries_that_do_not_fit_are_read_by_the_parent(
         return journal_module._ColdBuild.start(self.directory, [o for o in self._ordinals if o >= split])
 
     monkeypatch.setattr(Journal, "_start_cold_build", start_at_split)
-    fits: list[bool] = []
-    real_fits = Journal._fits
-    monkeypatch.setattr(Journal, "_fits", lambda self, entry: fits.append(real_fits(self, entry)) or fits[-1])
+    fits = _spy_fits(monkeypatch)
     clock = Clock(datetime(2026, 3, 1, 22, 0, tzinfo=timezone.utc))
     journal = Journal(tmp_path, clock=clock, index_cache=False)
     reused = _run(journal, clock, "a", "succeeded")  # 03-01
@@ -559,9 +570,7 @@ def test_a_first_build_started_before_the_open_is_used_by_it(tmp_path: Path, mon
     assert build is not None
     assert build.days == [datetime.fromisoformat(e.stem).date().toordinal() for e in entries[-2:]]
     expected = answers(Journal(tmp_path, clock=clock, index_cache=False))
-    fits: list[bool] = []
-    real_fits = Journal._fits
-    monkeypatch.setattr(Journal, "_fits", lambda self, entry: fits.append(real_fits(self, entry)) or fits[-1])
+    fits = _spy_fits(monkeypatch)
     assert answers(Journal(tmp_path, clock=clock, first_build=build)) == expected
     assert len(fits) == 2
     assert Journal.start_first_build(tmp_path) is None  # every entry is current again
@@ -595,13 +604,3 @@ def test_second_builder_entries_of_a_file_replaced_meanwhile_are_not_used(
     expected = answers(Journal(tmp_path, clock=clock, index_cache=False))
     assert answers(Journal(tmp_path, clock=clock, first_build=build)) == expected
 
-
-def test_an_index_folder_that_is_a_file_is_warned_about_once(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
-    _history(tmp_path, clock)
-    (tmp_path / ".index").write_text("not a folder")
-    caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
-    assert_same(tmp_path, clock)
-    unreadable = [r for r in caplog.records if "unreadable" in r.getMessage()]
-    assert len(unreadable) == 1  # per open; not one per day file
