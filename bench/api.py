@@ -155,6 +155,21 @@ def _spawn(root: Path, port: int, log_name: str) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, __file__, "--serve-child", str(root), str(port)], stderr=log_file)
 
 
+def _wait_ready(client: Any, child: subprocess.Popen, what: str) -> None:
+    """Poll /api/v1/readyz every 10 ms until it answers 200; SystemExit when the server process ends first."""
+    import httpx
+
+    while True:
+        if child.poll() is not None:
+            raise SystemExit(f"server exited during {what} (exit {child.returncode})")
+        try:
+            if client.get("/api/v1/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.01)
+
+
 def _started_line(root: Path, log_name: str) -> str:
     """serve's own account of its start ("started in ... s"), from the child's log."""
     lines = [line for line in (root / log_name).read_text(errors="replace").splitlines() if "started in" in line]
@@ -195,15 +210,7 @@ def _restart(root: Path, ids: list[str]) -> float:
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"},
                           timeout=30) as client:
-            while True:
-                if child.poll() is not None:
-                    raise SystemExit("server exited during restart")
-                try:
-                    if client.get("/api/v1/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.01)
+            _wait_ready(client, child, "restart")
             elapsed = time.perf_counter() - started
             response = client.get("/api/v1/schedules")
             assert response.status_code == 200 and len(response.json()["items"]) == len(ids), response.text[:200]
@@ -252,16 +259,7 @@ def main() -> int:
         child = _spawn(root, port, "serve-first.log")
         try:
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as client:
-                while True:
-                    if child.poll() is not None:
-                        print("server exited during startup", file=sys.stderr)
-                        return 1
-                    try:
-                        if client.get("/api/v1/readyz").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    time.sleep(0.01)
+                _wait_ready(client, child, "startup")
                 startup = time.perf_counter() - started
                 first = client.get("/api/v1/schedules")
                 assert first.status_code == 200 and len(first.json()["items"]) == len(ids), first.text[:200]
