@@ -279,7 +279,8 @@ class _CachedMore(msgspec.Struct, array_like=True, gc=False):
 class _IndexCache(msgspec.Struct, array_like=True, gc=False):
     """Cache entry ``<journal_dir>/.index/<day>.idx`` (msgpack): what the index takes from one day file's
     first ``offset`` bytes, valid while the file is the same (``ino``, ``size``, ``mtime_ns``) or only grew
-    (same ``ino``, larger, and the ``tail`` bytes before ``offset`` unchanged: then only the rest is read).
+    (same ``ino``, larger), and the ``tail`` bytes before ``offset`` are unchanged (:meth:`Journal._describes`);
+    then only the rest is read.
 
     ``starts``: the runs started in the file, decoded straight into index entries, grouped by schedule
     (``groups``: schedule id and number of runs, in the order of ``starts``; file order within a group), with

@@ -77,8 +77,7 @@ def preload(directory: Path) -> dict[str, LoadResult]:
     and loads the file again otherwise. The same files as a pass looks at; {} when the folder is missing."""
     directory = Path(directory)
     try:
-        with os.scandir(directory) as it:
-            paths = sorted(e.path for e in it if is_schedule_file_name(e.name) and not _is_dir(e))
+        paths = sorted(entry.path for entry in _schedule_entries(directory))
     except OSError:
         return {}
     return {path: load_schedule_file(Path(path), root=directory) for path in paths}
@@ -205,8 +204,7 @@ class Reconciler:
         """Schedule file paths of the folder grouped by id (sorted by name); None (and a warning once) if the
         folder is missing."""
         try:
-            with os.scandir(self.directory) as it:
-                entries = [e for e in it if is_schedule_file_name(e.name) and not _is_dir(e)]
+            entries = _schedule_entries(self.directory)
         except (FileNotFoundError, NotADirectoryError):
             if not self._folder_missing:
                 log.warning("reconcile: %s does not exist; schedules keep running until it is back",
@@ -434,6 +432,13 @@ class Reconciler:
         except OSError:
             return None
         return (st.st_dev, st.st_ino)
+
+
+def _schedule_entries(directory: Path) -> list[os.DirEntry[str]]:
+    """The schedule files of ``directory`` (``*.yaml``/``*.yml``, no dotfiles, no folders), unsorted. Raises
+    ``OSError`` when the folder cannot be listed."""
+    with os.scandir(directory) as it:
+        return [entry for entry in it if is_schedule_file_name(entry.name) and not _is_dir(entry)]
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
