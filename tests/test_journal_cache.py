@@ -510,6 +510,39 @@ def test_first_build_in_two_processes_answers_like_a_cold_open(
     assert sum(sent) > 0 and True in fits  # and entries it sent were replayed
 
 
+def test_first_build_reads_the_files_itself_when_the_second_builder_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1)
+
+    def crash(conn: Any, directory: str, days: list[int], parent_end: Any = None) -> None:
+        os._exit(3)  # killed, out of memory, ...
+
+    monkeypatch.setattr(journal_module, "_cold_build_child", crash)
+    clock = Clock()
+    _history(tmp_path, clock)
+    shutil.rmtree(tmp_path / ".index", ignore_errors=True)
+    caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
+    assert_same(tmp_path, clock)
+    assert any("second index builder failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_second_builder_whose_parent_died_does_not_stay_behind(tmp_path: Path) -> None:
+    """serve killed with SIGKILL during a first build: the builder's send fails (it closed its copy of the
+    reading end) and it exits, instead of blocking forever on a full pipe."""
+    clock = Clock()
+    _history(tmp_path, clock)
+    journal = Journal(tmp_path, clock=clock, index_cache=False)
+    for n in range(2000):  # entries well beyond a pipe's buffer (64 KiB)
+        _run(journal, clock, f"s{n % 7}", "succeeded", tasks=0)
+    shutil.rmtree(tmp_path / ".index", ignore_errors=True)
+    days = [datetime.fromisoformat(p.stem).date().toordinal() for p in sorted(tmp_path.glob("*.jsonl"))]
+    build = journal_module._ColdBuild.start(tmp_path, days)
+    assert build is not None
+    build._conn.close()  # what the parent's death does to its end of the pipe
+    build._process.join(30)
+    assert not build._process.is_alive()
+
+
 def test_second_builder_entries_that_do_not_fit_are_read_by_the_parent(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Its entries know nothing of the older files: a run that started there (across the split) and a run id

@@ -1445,8 +1445,8 @@ class _ColdBuild:
             return None
         context = multiprocessing.get_context("fork")
         receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_cold_build_child, args=(send, str(directory), days), daemon=True,
-                                  name="zmi-journal-index")
+        process = context.Process(target=_cold_build_child, args=(send, str(directory), days, receive),
+                                  daemon=True, name="zmi-journal-index")
         try:
             process.start()
         except OSError as exc:
@@ -1504,8 +1504,12 @@ def _plan_cold_build(ordinals: list[int], sizes: list[int], share: float, thresh
     return [ordinal for ordinal, size in zip(ordinals[first:], sizes[first:]) if size]
 
 
-def _cold_build_child(conn: Any, directory: str, days: list[int]) -> None:
-    """Body of :class:`_ColdBuild`'s process: [(ordinal, encoded entry)] for the cacheable ones of ``days``."""
+def _cold_build_child(conn: Any, directory: str, days: list[int], parent_end: Any = None) -> None:
+    """Body of :class:`_ColdBuild`'s process: [(ordinal, encoded entry)] for the cacheable ones of ``days``.
+    ``parent_end`` (the pipe's reading end, inherited by the fork) is closed first, so that sending to a parent
+    that died (kill -9 during start-up) fails at once instead of blocking this process forever."""
+    if parent_end is not None:
+        parent_end.close()
     log.disabled = True
     gc.disable()  # as in Journal.__init__: collections during a build only cost time (and the process ends)
     # Not the server's handlers (inherited by fork): SIGTERM ends the builder, a Ctrl-C is the parent's business.
