@@ -81,3 +81,35 @@ def test_a_stop_during_start_up_ends_before_anything_fires_or_listens(
     acquire_server_lock(settings).release()
     journal = Journal(settings.journal_path, index_cache=False)
     assert journal.count_runs("nightly") == 3 and journal.last_run("nightly")["status"] == "succeeded"
+
+
+def test_a_signal_delivered_twice_at_once_keeps_the_grace_period(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM to the process group of `make run` reaches the server twice within milliseconds (make passes
+    it on): that is one request to stop. A second signal a second or more later still exits at once."""
+    import os
+    import signal
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(code: int) -> None:
+        raise Exited(code)
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(serve_module, "SECOND_SIGNAL_SECONDS", 0.2)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    stop = threading.Event()
+    restore = serve_module._install_signal_handlers(stop)
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # the duplicate
+        assert stop.is_set()
+        import time
+
+        time.sleep(0.3)
+        with pytest.raises(Exited) as exited:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # (the handler runs between bytecodes of the main thread)
+        assert exited.value.args == (128 + signal.SIGTERM,)
+    finally:
+        restore()

@@ -8,8 +8,8 @@ from the journal), then the runner loop, the folder watcher and the API; the jou
 
 Stop: SIGTERM or SIGINT stops the API and the watcher, the runner fires nothing new, running tasks get
 ``shutdown_grace_seconds`` to finish, then their cancel events are set and runs that are still going are
-recorded ``run_interrupted``. A second SIGINT/SIGTERM during the grace period exits at once (the next start
-closes the unfinished runs). Exit code 0 after a clean stop, 2 for a settings error or a port in use.
+recorded ``run_interrupted``. A second SIGINT/SIGTERM (a second or more after the first) during the grace period
+exits at once (the next start closes the unfinished runs). Exit code 0 after a clean stop, 2 for a settings error or a port in use.
 """
 
 from __future__ import annotations
@@ -238,21 +238,33 @@ def _serve_api(settings: Settings, runner: Any, reconciler: Any, journal: Any, s
 # --------------------------------------------------------------------------------------------------------------
 
 
+#: A second SIGTERM/SIGINT exits at once only when it comes at least this many seconds after the first: a signal
+#: sent to a process group reaches the server twice within milliseconds when its parent passes it on (GNU make
+#: under `make run`), and that must not cut the running tasks' grace period short.
+SECOND_SIGNAL_SECONDS = 1.0
+
+
 def _install_signal_handlers(stop: threading.Event):
-    """SIGTERM/SIGINT set ``stop``; a second one exits at once. Returns a function restoring the old handlers."""
+    """SIGTERM/SIGINT set ``stop``; a second one (:data:`SECOND_SIGNAL_SECONDS` or more later) exits at once.
+    Returns a function restoring the old handlers."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    received: list[int] = []
+    received: list[float] = []  # monotonic time of the first signal
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
         if stop.is_set() and received:
-            log.error("second %s: exiting without waiting for running tasks", signal.Signals(signum).name)
+            if time.monotonic() - received[0] < SECOND_SIGNAL_SECONDS:
+                log.info("%s again right away (a signal to the process group, passed on): still shutting down",
+                         name)
+                return
+            log.error("second %s: exiting without waiting for running tasks", name)
             logging.shutdown()
             import os
 
             os._exit(128 + signum)
-        received.append(signum)
-        log.info("%s received: shutting down", signal.Signals(signum).name)
+        received.append(time.monotonic())
+        log.info("%s received: shutting down", name)
         stop.set()
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
