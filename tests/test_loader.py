@@ -258,6 +258,22 @@ def test_yaml_1_2_scalars():
     assert result.schedule.tasks[0].params.keep == 10
 
 
+@pytest.mark.parametrize("text, path", [
+    ("name: x\ntiming: {type: minutes, every: \"5\"}\ntasks: [{task: calculate_days}]\n", "timing.every"),
+    ("name: x\ntiming: {type: minutes, every: true}\ntasks: [{task: calculate_days}]\n", "timing.every"),
+    ("name: x\nenabled: \"yes\"\ntiming: {type: manual}\ntasks: [{task: calculate_days}]\n", "enabled"),
+    ("name: x\ntiming: {type: manual}\ntasks: [{task: calculate_days, enabled: 1}]\n", "tasks[0].enabled"),
+    ("name: x\ntiming: {type: monthly, day: \"15\", at: \"06:00\"}\ntasks: [{task: calculate_days}]\n",
+     "timing.day"),
+])
+def test_values_of_the_wrong_type_are_not_coerced(text: str, path: str) -> None:
+    """What the published JSON Schema rejects, the loader rejects too: a quoted number or a boolean is not an
+    integer, a quoted word or a number is not a boolean (`every: true` used to fire every minute)."""
+    result = load(text)
+    assert result.schedule is None
+    assert [(f.code, f.path) for f in result.findings] == [("E020", path)]
+
+
 # ------------------------------------------------------------------------------- model errors map to text
 
 

@@ -67,7 +67,8 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a YAML string or boolean is not an integer (`every: "5"`, `every: true`), as the JSON Schema says
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SecondsTiming(_Strict):
@@ -173,7 +174,7 @@ class ExcludeWindow(_Strict):
 def _task_entry_model(spec: catalog.TaskSpec) -> type[BaseModel]:
     return create_model(
         f"Task_{spec.name}",
-        __config__=ConfigDict(extra="forbid", title=f"task {spec.name}"),
+        __config__=ConfigDict(extra="forbid", strict=True, title=f"task {spec.name}"),
         __doc__=f"{spec.zmi_name}: {spec.description}",
         task=(Literal[spec.name], Field(description=spec.zmi_name)),
         params=(spec.params_model, Field(default_factory=spec.params_model)),
