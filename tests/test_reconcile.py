@@ -375,6 +375,33 @@ def test_watch_applies_edits_and_survives_folder_recreation(env) -> None:
     assert not thread.is_alive()
 
 
+def test_watch_after_a_pass_of_the_caller_skips_its_first_pass_but_not_an_edit(env, monkeypatch) -> None:
+    """serve reconciles before it starts the watcher: the watcher does not read every file again at once, and an
+    edit made between the caller's pass and the watcher's start is still applied (first wake-up)."""
+    folder, runner, journal, rec = env
+    (folder / "nightly.yaml").write_text(NIGHTLY)
+    rec.reconcile_all()
+    passes: list[float] = []
+    original = rec.reconcile_all
+
+    def counted():
+        passes.append(time.monotonic())
+        return original()
+
+    monkeypatch.setattr(rec, "reconcile_all", counted)
+    (folder / "nightly.yaml").write_text(NIGHTLY.replace("05:00", "04:15"))  # before the watcher exists
+    started = time.monotonic()
+    stop = threading.Event()
+    thread = threading.Thread(target=rec.watch, args=(stop,), kwargs={"reconciled": True}, daemon=True)
+    thread.start()
+    try:
+        assert _wait_for(lambda: runner.schedules["nightly"].timing.at == "04:15")
+        assert passes and passes[0] - started >= 0.2  # the first pass is the watcher's wake-up (250 ms tick)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
 def test_fifo_in_folder_is_flagged_without_blocking(env) -> None:
     """open() on a FIFO blocks until a writer comes; the reconciler thread (and with it the API) must not."""

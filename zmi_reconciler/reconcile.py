@@ -380,8 +380,12 @@ class Reconciler:
                 log.exception("journal: cannot record %s of %s", event, fields.get("schedule"))
 
     # ------------------------------------------------------------------ watching
-    def watch(self, stop: threading.Event) -> None:
+    def watch(self, stop: threading.Event, reconciled: bool = False) -> None:
         """Reconcile, then watch the folder until ``stop`` is set (blocking; run it in a thread).
+
+        ``reconciled``: the caller has just reconciled (``serve`` at start-up), so the first pass is left out;
+        the watcher's first wake-up (an event, or :data:`WATCH_TICK_MS` later) reconciles anyway and catches any
+        edit since. Saves a pass over every file while the API starts.
 
         Events are debounced (``WATCH_DEBOUNCE_MS``) and only say *when* to reconcile the whole folder.
         Without events the watcher still wakes every ``WATCH_TICK_MS`` to check that the folder is the one being
@@ -395,7 +399,9 @@ class Reconciler:
                     self.reconcile_all()  # records the missing folder once
                     stop.wait(MISSING_FOLDER_POLL_SECONDS)
                     continue
-                self.reconcile_all()
+                if not reconciled:
+                    self.reconcile_all()
+                reconciled = False
                 self._watch_folder(stop, identity)
             except Exception:
                 log.exception("reconcile: watching %s failed; retrying", self.directory)

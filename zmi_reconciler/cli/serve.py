@@ -118,7 +118,8 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float) -> 
         restore()
         return 0
     runner.start()
-    watcher = threading.Thread(target=reconciler.watch, args=(stop,), name="zmi-reconciler-watch", daemon=True)
+    watcher = threading.Thread(target=reconciler.watch, args=(stop,), kwargs={"reconciled": True},
+                               name="zmi-reconciler-watch", daemon=True)
     watcher.start()
     threading.Thread(target=_save_index_soon, args=(journal, stop), name="zmi-journal-index-save",
                      daemon=True).start()
