@@ -7,6 +7,7 @@ import socket
 from datetime import datetime, timezone
 
 import pytest
+from pydantic import ValidationError
 
 from zmi_reconciler.config import SmtpSettings
 from zmi_reconciler.tasks import catalog
@@ -58,3 +59,34 @@ def test_every_available_task_runs_with_default_params_on_a_fresh_store(name, tm
 def test_unknown_task_names_the_valid_ones():
     with pytest.raises(KeyError, match="valid tasks: alive_check, backup_database"):
         catalog.get("backup")
+
+
+def _json_types(prop: dict) -> set[str]:
+    return {prop["type"]} if "type" in prop else {t["type"] for t in prop.get("anyOf", []) if "type" in t}
+
+
+def _wrongly_typed(prop: dict) -> list[object]:
+    """Inputs pydantic's lax mode would coerce but the published JSON Schema type of ``prop`` rejects."""
+    types = _json_types(prop)
+    if "object" in types and "additionalProperties" in prop:
+        return [{"net": bad} for bad in _wrongly_typed(prop["additionalProperties"])]
+    if types & {"integer", "number"}:
+        return ["1", True]
+    if "boolean" in types:
+        return [1, 0, "true"]
+    return []
+
+
+def test_params_are_validated_as_strictly_as_their_json_schema_types():
+    """Every integer, number or boolean param of every task (also dict values, as DATEV wage_types) rejects
+    quoted numbers and 0/1 booleans, as the JSON Schema in the catalog and `openapi/` says."""
+    checked = []
+    for name in AVAILABLE:
+        model = catalog.get(name).params_model
+        for key, prop in model.model_json_schema(by_alias=True)["properties"].items():
+            for bad in _wrongly_typed(prop):
+                with pytest.raises(ValidationError) as info:
+                    model.model_validate({key: bad})
+                assert [e["type"] for e in info.value.errors() if e["loc"][0] == key], (name, key, bad)
+                checked.append(f"{name}.{key}")
+    assert len(set(checked)) == 20, sorted(set(checked))  # every such param of the catalog, so none is missed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -272,6 +273,51 @@ def test_values_of_the_wrong_type_are_not_coerced(text: str, path: str) -> None:
     result = load(text)
     assert result.schedule is None
     assert [(f.code, f.path) for f in result.findings] == [("E020", path)]
+
+
+def _params_file(task: str, params: str) -> str:
+    return f"name: x\ntiming: {{type: manual}}\ntasks:\n  - task: {task}\n    params: {params}\n"
+
+
+@pytest.mark.parametrize("task, params, expected", [
+    ("backup_database", '{keep: "7"}',
+     (5, 20, "tasks[0].params.keep", "expected an integer, got '7' (write 7 without quotes)")),
+    ("backup_database", "{verify: 1}", (5, 22, "tasks[0].params.verify", "expected true or false, got 1")),
+    ("backup_database", '{verify: "true"}',
+     (5, 22, "tasks[0].params.verify", "expected true or false, got 'true' (write true without quotes)")),
+    ("backup_database", "{keep: true}", (5, 20, "tasks[0].params.keep", "expected an integer, got true")),
+    ("gdpr_retention", '{dry_run: "yes"}', (5, 23, "tasks[0].params.dry_run", "expected true or false, got 'yes'")),
+    ("import_bookings", '{settle_seconds: "2.5"}',
+     (5, 30, "tasks[0].params.settle_seconds", "expected a number, got '2.5' (write 2.5 without quotes)")),
+    ("import_bookings", '{debounce_seconds: "5"}',
+     (5, 32, "tasks[0].params.debounce_seconds", "expected an integer, got '5' (write 5 without quotes)")),
+    ("export_data", '{wage_types: {net: "1000"}}',
+     (5, 32, "tasks[0].params.wage_types.net", "expected an integer, got '1000' (write 1000 without quotes)")),
+    ("alive_check", "{expect: [{schedule: nightly, by: 600}]}",
+     (5, 47, "tasks[0].params.expect[0].by", "expected text, got 600")),
+    ("calculate_days", "{scope: range, from: 20260101, to: 2026-01-31}",
+     (5, 34, "tasks[0].params.from", "expected a date YYYY-MM-DD, got 20260101")),
+    ("calculate_days", '{scope: range, from: "2026-1-5", to: 2026-01-31}',
+     (5, 34, "tasks[0].params.from", "expected a date YYYY-MM-DD, got '2026-1-5'")),
+])
+def test_task_params_are_not_coerced(task: str, params: str, expected: tuple[int, int, str, str]) -> None:
+    """Task params are as strict as the schedule itself and the published JSON Schema: `keep: "7"` or
+    `verify: 1` used to load as 7 and true; a number for a date used to be read as a Unix timestamp."""
+    result = load(_params_file(task, params))
+    assert result.schedule is None
+    assert [(f.line, f.column, f.path, f.message) for f in result.findings if f.code == "E020"] == [expected]
+    assert [f.code for f in result.findings] == ["E020"]
+
+
+def test_task_param_dates_and_whole_numbers_still_load() -> None:
+    """Dates arrive from YAML as text (unquoted or quoted) and stay accepted; an integer is a valid number."""
+    result = load(_params_file("calculate_days", '{scope: range, from: 2026-01-01, to: "2026-01-31", notify: false}'))
+    assert result.findings == []
+    params = result.schedule.tasks[0].params
+    assert (params.from_date, params.to_date, params.notify) == (date(2026, 1, 1), date(2026, 1, 31), False)
+    result = load(_params_file("import_bookings", "{settle_seconds: 3, debounce_seconds: 0}"))
+    assert result.findings == []
+    assert result.schedule.tasks[0].params.settle_seconds == 3.0
 
 
 # ------------------------------------------------------------------------------- model errors map to text

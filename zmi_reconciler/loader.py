@@ -752,7 +752,7 @@ def _value_message(kind: str, ctx: dict[str, Any], msg: str, value: Any, path: P
         "date_from_datetime_parsing": "a date YYYY-MM-DD",
     }
     if kind in simple:
-        return f"expected {simple[kind]}, got {got}"
+        return f"expected {simple[kind]}, got {got}{_unquote_hint(kind, value)}"
     bounds = {"greater_than_equal": (">=", "ge"), "less_than_equal": ("<=", "le"),
               "greater_than": (">", "gt"), "less_than": ("<", "lt")}
     if kind in bounds:
@@ -782,6 +782,20 @@ def _value_message(kind: str, ctx: dict[str, Any], msg: str, value: Any, path: P
     if kind in ("value_error", "assertion_error"):
         return re.sub(r"^(Value|Assertion) error, ", "", msg)
     return f"{msg}, got {got}"
+
+
+def _unquote_hint(kind: str, value: Any) -> str:
+    """``" (write 7 without quotes)"`` when a number or boolean was written as quoted text, else ``""``.
+
+    Values are validated strictly (the JSON Schema's types): ``keep: "7"`` is text, not the integer 7."""
+    if not isinstance(value, str):
+        return ""
+    bare = _resolve_plain(value.strip()) if value.strip() == value else None
+    wanted = {"int_type": int, "int_parsing": int, "float_type": (int, float), "float_parsing": (int, float),
+              "bool_type": bool, "bool_parsing": bool}.get(kind)
+    if wanted is None or isinstance(bare, bool) is not (wanted is bool) or not isinstance(bare, wanted):
+        return ""
+    return f" (write {value} without quotes)"
 
 
 def _at(file: str, positions: dict[PathTuple, Position], path: PathTuple, code: str, message: str,

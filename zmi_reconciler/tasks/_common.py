@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 #: ``current`` | ``previous`` | ``YYYY-MM``: the month a task works on, relative to the run's local date.
 MonthSelector = Annotated[
@@ -15,6 +17,29 @@ MonthSelector = Annotated[
 ]
 HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="local wall-clock time HH:MM",
                             examples=["05:30"])]
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_iso_date(value: Any) -> date:
+    """A params date: ``YYYY-MM-DD`` text (how YAML and JSON carry dates) or a ``date`` -> ``date``.
+
+    Raises ``PydanticCustomError`` (type ``date_parsing``) for anything else: a number (pydantic's lax mode
+    would read it as a Unix timestamp), a boolean, a datetime or text in another form.
+    """
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.match(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("date_parsing", "expected a date YYYY-MM-DD")
+
+
+#: A local date in task params, written ``YYYY-MM-DD`` (the params models are strict otherwise; see
+#: :class:`zmi_reconciler.tasks.base.TaskParams`).
+IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
 
 
 def utc_stamp(instant: datetime) -> str:

@@ -38,7 +38,7 @@ from zmi_reconciler.tasks.base import TaskContext, TaskFailed, TaskParams, TaskR
 class Expectation(BaseModel):
     """``schedule`` must have a succeeded run today (schedule's local date) by ``by`` (local HH:MM)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # like TaskParams
     schedule: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     by: HHMM
 

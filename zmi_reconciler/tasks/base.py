@@ -27,9 +27,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class TaskParams(BaseModel):
-    """Base of every task's params model: unknown keys are errors (``extra="forbid"``)."""
+    """Base of every task's params model: unknown keys are errors (``extra="forbid"``), and values are
+    validated strictly, as the published JSON Schema says (``strict=True``, like the schedule model): a
+    quoted number (``keep: "7"``) is no integer or number, ``0``/``1`` or ``"yes"`` no boolean.
 
-    model_config = ConfigDict(extra="forbid")
+    Dates, which YAML and JSON can only give as text, use
+    :data:`zmi_reconciler.tasks._common.IsoDate` (an ISO ``YYYY-MM-DD`` string or a ``date``).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class NoParams(TaskParams):

@@ -31,6 +31,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from zmi_reconciler.tasks._common import IsoDate
 from zmi_reconciler.tasks.base import TaskContext, TaskFailed, TaskParams, TaskResult, TaskSpec
 
 WATERMARK_KEY = "calculate_days.watermark"
@@ -43,8 +44,8 @@ class Params(TaskParams):
     employee), ``yesterday``, or ``range`` with ``from``/``to`` (local dates, inclusive)."""
 
     scope: Literal["new_bookings", "yesterday", "range"] = "new_bookings"
-    from_date: dt.date | None = Field(default=None, alias="from")
-    to_date: dt.date | None = Field(default=None, alias="to")
+    from_date: IsoDate | None = Field(default=None, alias="from")
+    to_date: IsoDate | None = Field(default=None, alias="to")
     notify: bool = Field(default=True, description="queue a notification for each final day with an error")
 
     model_config = {"populate_by_name": True, "extra": "forbid"}
