@@ -230,6 +230,29 @@ def test_undefined_alias():
     assert result.findings[0].message == "undefined alias '*t' (no anchor '&t' before it)"
 
 
+_QUOTE_IT = "inside {...} or [...] (flow style), where YAML reads ':' as a key separator; quote it: "
+
+
+@pytest.mark.parametrize("timing, column, message", [
+    ("{type: daily, at: 05:00}", 27, 'unquoted time 05:00 ' + _QUOTE_IT + 'at: "05:00"'),
+    ("{type: daily, at: 5:30}", 27, 'unquoted time 5:30 ' + _QUOTE_IT + 'at: "05:30"'),
+    ("{type: daily, at: [\"04:00\", 22:15]}", 37, 'unquoted time 22:15 ' + _QUOTE_IT + '"22:15"'),
+    ("{type: weekly, days: [mon],   at:  06:45 }", 44, 'unquoted time 06:45 ' + _QUOTE_IT + 'at: "06:45"'),
+    ("{type: daily, note: a:b}", 29, "unquoted value 'a:b' with a ':' " + _QUOTE_IT + 'note: "a:b"'),
+])
+def test_unquoted_time_in_flow_style_says_to_quote_it(timing: str, column: int, message: str) -> None:
+    """libyaml rejects `{at: 05:00}` with "found unexpected ':'"; the finding points at the time and says how to
+    quote it (block style `at: 05:00` loads, see test_yaml_1_2_scalars)."""
+    result = load(f"name: x\ntiming: {timing}\ntasks: [{{task: calculate_days}}]\n")
+    assert [(f.line, f.column, f.code, f.message) for f in result.findings] == [(2, column, "E007", message)]
+    assert result.findings[0].text().startswith(f"s.yaml:2:{column}: error E007 unquoted ")
+
+
+def test_other_unexpected_colons_keep_the_parsers_message() -> None:
+    result = load("name: x\ntiming: {type: daily, at: \"05:00\"}\ntasks: [{task: calculate_days}]\nx: : y: z\n")
+    assert [f.code for f in result.findings] == ["E007"] and "quote it" not in result.findings[0].message
+
+
 def test_control_character():
     result = load('name: "a\x01"\n')
     assert where(result) == [(1, 9, "E007", "")]

@@ -415,6 +415,9 @@ def _compose(text: str) -> Node:
     try:
         first, second = _documents(text)
     except MarkedYAMLError as exc:
+        colon = _flow_colon_problem(exc, text)
+        if colon is not None:
+            raise colon from None
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         raise _Problem("E007", line, col, _syntax_message(exc, text, mark)) from None
@@ -434,6 +437,36 @@ def _compose(text: str) -> Node:
     if first is None or (isinstance(first, ScalarNode) and _tag(first) == _PLAIN and first.value == ""):
         raise _Problem("E011", 1, 1, "empty file; expected a mapping with at least name, timing and tasks")
     return first
+
+
+_FLOW_PLAIN = re.compile(r"[^,\[\]{}\s]+")
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})(:\d{2})?$")
+_KEY_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)\s*:\s*$")
+
+
+def _flow_colon_problem(exc: MarkedYAMLError, text: str) -> _Problem | None:
+    """E007 for an unquoted value with a ``:`` inside ``{...}`` or ``[...]`` (flow style), at the value's start.
+
+    ``timing: {type: daily, at: 05:00}``: libyaml (YAML 1.1) stops at the second ``:`` with "found unexpected
+    ':'", although the same ``at: 05:00`` in block style is fine. The message names the value and says how to
+    quote it (``at: "05:00"``; a one-digit hour is padded to HH:MM). None for any other syntax error.
+    """
+    start = exc.context_mark
+    if exc.problem != "found unexpected ':'" or exc.context != "while scanning a plain scalar" or start is None:
+        return None
+    line_text = text.split("\n")[start.line]
+    value = _FLOW_PLAIN.match(line_text, start.column)
+    if value is None:
+        return None
+    key = _KEY_BEFORE.search(line_text, 0, start.column)
+    written = value.group(0)
+    time = _TIME.match(written)
+    quoted = f'"{int(time.group(1)):02d}:{time.group(2)}{time.group(3) or ""}"' if time else f'"{written}"'
+    suggestion = f"{key.group(1)}: {quoted}" if key else quoted
+    what = f"unquoted time {written}" if time else f"unquoted value {written!r} with a ':'"
+    return _Problem("E007", start.line + 1, start.column + 1,
+                    f"{what} inside {{...}} or [...] (flow style), where YAML reads ':' as a key separator; "
+                    f"quote it: {suggestion}")
 
 
 def _syntax_message(exc: MarkedYAMLError, text: str, mark: Any) -> str:
