@@ -164,3 +164,28 @@ def test_precheck_never_hides_a_dst_note(zone):
         notes = [c for c, _ in timing_math.lint_notes(timing, tz, NOW) if c == "W003"]
         if notes:
             assert _may_need_notes(timing, zone, NOW), (zone, timing)
+
+
+# E031: run_command against the server's allowlist, only when it is known
+
+SYNC = schedule(tasks="  - task: backup_database\n  - task: run_command\n    params: {command: sync-hrr}\n")
+
+
+def test_e031_command_missing_from_a_known_allowlist():
+    results = [load_schedule_text(SYNC, "sync.yaml")]
+    findings = lint(results, "Europe/Berlin", now=NOW, commands={"sync-hr": ["/opt/hr/bin/sync"], "b": ["true"]})
+    assert [(f.line, f.column, f.code, f.severity, f.path) for f in findings] == [
+        (6, 23, "E031", "error", "tasks[1].params.command")]
+    assert findings[0].message == ("can never run: command 'sync-hrr' is not in the server's allowlist (setting "
+                                   "`commands`); allowlisted: b, sync-hr; did you mean 'sync-hr'?")
+
+
+def test_e031_empty_allowlist_says_none_are_configured():
+    (finding,) = lint([load_schedule_text(SYNC, "sync.yaml")], "Europe/Berlin", now=NOW, commands={})
+    assert finding.code == "E031" and finding.message.endswith("allowlisted: none are configured")
+
+
+def test_e031_not_when_allowlisted_or_the_allowlist_is_unknown():
+    results = [load_schedule_text(SYNC, "sync.yaml")]
+    assert lint(results, "Europe/Berlin", now=NOW, commands={"sync-hrr": ["true"]}) == []
+    assert lint(results, "Europe/Berlin", now=NOW) == []  # CI without server settings: nothing to say

@@ -24,3 +24,10 @@ def test_readme_schedule_example_is_valid():
     assert result.findings == [] and result.schedule is not None
     assert [t.task for t in result.schedule.tasks] == ["backup_database", "calculate_days", "calculate_months",
                                                       "send_notifications"]
+
+
+def test_readme_lists_every_validation_code():
+    from zmi_reconciler.loader import CODES
+
+    section = README[README.index("## Validation codes"):].split("\n## ", 1)[0]
+    assert [code for code in CODES if f"{code} " not in section] == []

@@ -125,6 +125,36 @@ def test_bad_settings_file_exit_2(capsys):
     assert code == 2 and "settings file not found" in err
 
 
+SYNC = 'name: Sync\ntiming: {type: daily, at: "05:00"}\ntasks:\n  - task: run_command\n    params: {command: sync-hrr}\n'
+E031 = ("s/sync.yaml:5:23: error E031 tasks[0].params.command: can never run: command 'sync-hrr' is not in the "
+        "server's allowlist (setting `commands`); allowlisted: sync-hr; did you mean 'sync-hr'?")
+
+
+def test_run_command_outside_the_allowlist_of_the_settings_file_is_an_error(capsys):
+    make(Path("s"), sync=SYNC)
+    Path("zmi-reconciler.toml").write_text('[commands]\nsync-hr = ["/opt/hr/bin/sync"]\n', encoding="utf-8")
+    code, out, _ = run(capsys, "s", *NOW)
+    assert (code, out.splitlines()) == (1, [E031, "1 file checked: 1 error, 0 warnings"])
+
+
+def test_run_command_is_not_checked_without_a_settings_file(capsys):
+    """CI of a schedules repository has no server settings: the allowlist is unknown, nothing is said."""
+    make(Path("s"), sync=SYNC)
+    assert run(capsys, "s", *NOW)[:2] == (0, "1 file checked: 0 errors, 0 warnings\n")
+
+
+def test_run_command_allowlist_from_config_flag_and_env(capsys, monkeypatch, tmp_path):
+    make(Path("s"), sync=SYNC)
+    (tmp_path / "ok.toml").write_text('[commands]\nsync-hrr = ["true"]\n', encoding="utf-8")
+    (tmp_path / "other.toml").write_text('[commands]\nsync-hr = ["true"]\n', encoding="utf-8")
+    assert run(capsys, "s", "--config", str(tmp_path / "ok.toml"), *NOW)[0] == 0
+    assert run(capsys, "s", "--config", str(tmp_path / "other.toml"), *NOW)[1].splitlines()[0] == E031
+    monkeypatch.setenv("ZMI_CONFIG", str(tmp_path / "other.toml"))
+    assert run(capsys, "s", *NOW)[1].splitlines()[0] == E031
+    monkeypatch.setenv("ZMI_CONFIG", str(tmp_path / "missing.toml"))  # not read by load_settings either
+    assert run(capsys, "s", *NOW)[0] == 0
+
+
 def test_bad_now_is_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["validate", "--now", "yesterday"])

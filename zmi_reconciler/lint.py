@@ -1,6 +1,10 @@
 """Checks across schedule files and lint warnings (SPEC section 2).
 
 * ``E030`` (error): two files of one folder define the same schedule id (``x.yaml`` and ``x.yml``).
+* ``E031`` (error): a ``run_command`` task names a command that is not in the server's allowlist (setting
+  ``commands``), so it can never run. Only when the caller knows the allowlist (``commands`` given: ``validate``
+  with a settings file, the server itself); without it nothing is said, as a schedules repository's CI
+  usually has no server settings.
 * ``W001``: a calculation task (``calculate_days`` / ``calculate_months``) runs before ``backup_database``
   in the same schedule. The ZMI manual recommends backing up first, so that a calculation that goes wrong
   can be undone from the backup taken just before it.
@@ -11,12 +15,13 @@
 * ``W005``: a task's params are legal but odd (the task's own ``TaskSpec.lint`` hints).
 
 Warnings leave ``validate`` at exit 0 unless ``--strict``. Only schedules that loaded without errors are
-linted (W001..W005); E030 looks at every file.
+linted (E031, W001..W005); E030 looks at every file.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -24,19 +29,24 @@ from zoneinfo import ZoneInfo
 from zmi_reconciler import timing as timing_math
 from zmi_reconciler.loader import Finding, LoadResult, PathTuple, path_str
 from zmi_reconciler.tasks import catalog
+from zmi_reconciler.tasks.run_command import allowlist_problem
 
 CALCULATION_TASKS = ("calculate_days", "calculate_months")
 LINT_DAYS = 366
 
 
-def lint(results: list[LoadResult], default_timezone: str, now: datetime | None = None) -> list[Finding]:
-    """Cross-file checks and W001-W005 for loaded files; ``now`` (aware, default: the real clock) starts the
-    366-day window of W003/W004. Returns findings sorted by file, line, column."""
+def lint(results: list[LoadResult], default_timezone: str, now: datetime | None = None,
+         commands: Mapping[str, Sequence[str]] | None = None) -> list[Finding]:
+    """Cross-file checks, E031 and W001-W005 for loaded files; ``now`` (aware, default: the real clock) starts
+    the 366-day window of W003/W004. ``commands``: the server's ``run_command`` allowlist (name -> argv) when
+    known; None skips E031. Returns findings sorted by file, line, column."""
     now = now or datetime.now(timezone.utc)
     findings = _duplicate_ids(results) + _duplicate_names(results)
     for result in results:
         if result.schedule is None:
             continue
+        if commands is not None:
+            findings += _unknown_commands(result, commands)
         findings += _backup_first(result)
         findings += _timing_notes(result, default_timezone, now)
         findings += _task_hints(result)
@@ -78,6 +88,18 @@ def _duplicate_names(results: list[LoadResult]) -> list[Finding]:
             others = ", ".join(str(r.file) for r in group if r is not result)
             findings.append(_warning(result, ("name",), "W002",
                                      f"'{name}' is also the name of {others}; give each schedule its own name"))
+    return findings
+
+
+def _unknown_commands(result: LoadResult, commands: Mapping[str, Sequence[str]]) -> list[Finding]:
+    findings = []
+    for index, entry in enumerate(result.schedule.tasks):  # type: ignore[union-attr]
+        problem = allowlist_problem(entry.params.command, commands) if entry.task == "run_command" else None
+        if problem is not None:
+            path: PathTuple = ("tasks", index, "params", "command")
+            line, column = result.where(path)
+            findings.append(Finding(str(result.file), line, column, path_str(path), "E031", "error",
+                                    f"can never run: {problem}"))
     return findings
 
 

@@ -36,6 +36,8 @@ E023  unknown task name (the message lists the valid names)
 E024  task not available in zmi-reconciler (the message says why)
 E025  unknown timing type (the message lists the valid types)
 E030  two files define the same schedule id (``x.yaml`` and ``x.yml``; see :mod:`zmi_reconciler.lint`)
+E031  a ``run_command`` names a command missing from the server's allowlist (only when the settings are known;
+      see :mod:`zmi_reconciler.lint`)
 ====  ==========================================================================================
 
 Warnings W001-W005 come from :mod:`zmi_reconciler.lint`.
@@ -77,7 +79,7 @@ CODES: dict[str, str] = {
     "E010": "alias expansion beyond limit", "E011": "empty file", "E012": "mapping expected",
     "E013": "unsupported YAML tag", "E014": "nesting too deep", "E015": "not a regular file", "E020": "invalid value", "E021": "unknown key",
     "E022": "missing key", "E023": "unknown task", "E024": "unavailable task", "E025": "unknown timing type",
-    "E030": "duplicate schedule id",
+    "E030": "duplicate schedule id", "E031": "command not allowlisted",
     "W001": "calculation before backup", "W002": "duplicate schedule name", "W003": "DST gap or fold",
     "W004": "monthly day 29..31", "W005": "odd task params",
 }

@@ -10,6 +10,11 @@ Output formats (``--format``):
 Exit codes: 0 no errors (warnings allowed unless ``--strict``), 1 findings, 2 usage or I/O error (a path that
 does not exist, a file that cannot be read, no schedule files at all in the given folders, invalid settings).
 
+``run_command`` tasks are checked against the server's allowlist (setting ``commands``, E031: a command that
+is not allowlisted can never run) when a settings file is in use, found as ``serve`` finds it (``--config``,
+``ZMI_CONFIG``, ``./zmi-reconciler.toml``). Without one the allowlist is unknown, as in a schedules repository's
+CI, and nothing is said about commands.
+
 ``--explain`` prints each valid schedule's effective zone and next 5 fires, flagging DST gaps and folds,
 month-end shifts and fires inside ``exclude`` windows. It goes to stdout with text output and to stderr
 otherwise, so that JSON stays machine-readable.
@@ -24,6 +29,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
@@ -32,7 +38,7 @@ from typing import TextIO
 # validate needs none and must start fast in CI (an explicit setting in the environment still wins).
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-from zmi_reconciler.config import ConfigError, settings_from_args  # noqa: E402
+from zmi_reconciler.config import DEFAULT_CONFIG_FILE, ConfigError, Settings, settings_from_args  # noqa: E402
 from zmi_reconciler.loader import Finding, LoadResult, load_paths  # noqa: E402
 
 EXPLAIN_FIRES = 5
@@ -94,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     from zmi_reconciler.lint import lint
 
     try:
-        findings = [f for r in results for f in r.findings] + lint(results, settings.default_timezone, now=now)
+        findings = [f for r in results for f in r.findings] + lint(
+            results, settings.default_timezone, now=now, commands=known_allowlist(args, settings))
     except OverflowError:  # timing math beyond datetime's range: a usage problem, not a traceback
         print(f"zmi-reconciler validate: --now {now.isoformat()} is beyond the supported date range",
               file=sys.stderr)
@@ -113,6 +120,20 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     return exit_code(findings, args.strict)
+
+
+def known_allowlist(args: argparse.Namespace, settings: Settings,
+                    environ: Mapping[str, str] = os.environ) -> dict[str, list[str]] | None:
+    """``settings.commands`` (the ``run_command`` allowlist, name -> argv) when the settings came with a file,
+    else None (unknown).
+
+    The allowlist lives only in the settings file (no environment variable sets it), so without a file the
+    default empty allowlist says nothing about the server. The file is the one ``load_settings`` reads:
+    ``--config``, else ``ZMI_CONFIG``, else ``./zmi-reconciler.toml`` when it exists.
+    """
+    config = getattr(args, "config", None)
+    path = Path(config) if config else Path(environ.get("ZMI_CONFIG", DEFAULT_CONFIG_FILE))
+    return settings.commands if config or path.exists() else None
 
 
 def _display_path(path: Path) -> Path:

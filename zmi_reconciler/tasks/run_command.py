@@ -6,14 +6,19 @@ closed, working directory the data dir, in its own process group. Every stdout/s
 as a ``task_log`` record (``stream`` ``stdout``/``stderr``; lines longer than 4,000 characters are cut).
 Exit status 0 -> succeeded, anything else -> failed with the code (or the signal). When the run's cancel event
 is set (timeout, shutdown) the process group gets SIGTERM, then SIGKILL after 5 s.
+
+A name missing from the allowlist fails the task (:func:`allowlist_problem`); ``zmi-reconciler validate``
+reports it earlier, as E031, when it can read the server's settings file.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import signal
 import subprocess
 import threading
+from collections.abc import Mapping, Sequence
 from typing import IO
 
 from pydantic import Field
@@ -39,13 +44,24 @@ KILL_AFTER = 5.0
 _POLL = 0.05
 
 
+def allowlist_problem(name: str, commands: Mapping[str, Sequence[str]]) -> str | None:
+    """None when ``name`` is a key of ``commands`` (the server setting: name -> argv), else why the command
+    cannot run: the message lists the allowlisted names and suggests a close one. Used when the task runs and
+    by ``validate`` (E031, :mod:`zmi_reconciler.lint`)."""
+    if name in commands:
+        return None
+    close = difflib.get_close_matches(name, list(commands), n=1)
+    allowed = ", ".join(sorted(commands)) or "none are configured"
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"command {name!r} is not in the server's allowlist (setting `commands`); allowlisted: {allowed}{hint}"
+
+
 def run(ctx: TaskContext, params: Params) -> Result:
     commands = ctx.settings.commands
-    argv = commands.get(params.command)
-    if argv is None:
-        allowed = ", ".join(sorted(commands)) or "none are configured"
-        raise TaskFailed(f"command {params.command!r} is not in the server's allowlist (setting `commands`); "
-                         f"allowlisted: {allowed}")
+    problem = allowlist_problem(params.command, commands)
+    if problem is not None:
+        raise TaskFailed(problem)
+    argv = commands[params.command]
     result = Result(command=params.command)
     cwd = ctx.settings.data_dir if ctx.settings.data_dir.is_dir() else None
     ctx.log(f"starting {params.command}: {argv!r}")
