@@ -226,6 +226,22 @@ def test_run_lines_in_another_form_are_never_missed(tmp_path: Path, finished: by
         assert journal.close_interrupted() == []
 
 
+def test_a_run_event_nested_in_a_task_result_is_not_taken_for_a_run_line(tmp_path: Path, caplog) -> None:
+    """The byte search finds "event":"run_finished" inside a task's result too; that line is a task line, so the
+    run stays unfinished (here the per-chunk counts balance through a line without an event, so only the
+    decoded event tells the two apart)."""
+    started = (b'{"ts":"2026-03-28T10:00:00.000Z","event":"run_started","schedule":"a","run_id":"a@1",'
+               b'"trigger":"manual","pid":1}')
+    task = (b'{"ts":"2026-03-28T10:00:00.500Z","event":"task_finished","schedule":"a","run_id":"a@1","index":0,'
+            b'"task":"x","status":"succeeded","result":{"event":"run_finished","status":"succeeded"}}')
+    no_event = b'{"ts":"2026-03-28T10:00:00.600Z","schedule":"a"}'
+    (tmp_path / "2026-03-28.jsonl").write_bytes(b"\n".join([started, task, no_event]) + b"\n")
+    for journal in (Journal(tmp_path, index_cache=False), Journal(tmp_path)):
+        run = journal.last_run("a")
+        assert run is not None and run["status"] == "running" and run["finished_at"] is None
+    assert "2026-03-28.jsonl:3: invalid line skipped" in caplog.text
+
+
 def test_the_run_index_adds_nothing_to_garbage_collections(tmp_path: Path) -> None:
     """A server holds hundreds of thousands of runs; the collector must not scan them (fire lag, SPEC 10)."""
     import gc

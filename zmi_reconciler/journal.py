@@ -147,12 +147,17 @@ _HEAD = msgspec.json.Decoder(_Head)
 _HEADS = msgspec.json.Decoder(list[_Head])
 
 
+_RunEvent = Literal["run_started", "run_finished", "run_skipped", "run_missed", "run_interrupted"]
+
+
 class _RunHead(msgspec.Struct, gc=False):
     """:class:`_Head` of a run-level line with the instants parsed by the decoder (in C), for the first build;
-    a value the decoder refuses sends the chunk down the path that decodes :class:`_Head` and warns per line."""
+    a value the decoder refuses sends the chunk down the path that decodes :class:`_Head` and warns per line.
+    ``event`` is a run-level event: a line found by a nested ``"event":"run_..."`` (a task result's own key)
+    decodes to its top-level event, which fails here, so that chunk is read on the full path too."""
 
     ts: datetime
-    event: str
+    event: _RunEvent
     schedule: str | None = None
     run_id: str | None = None
     trigger: str | None = None
@@ -911,11 +916,11 @@ class Journal:
 
         Only run-level lines (``run_*`` events) feed the index; task lines are found again by :meth:`_details`
         when a run's details are asked for. Fast path (lines as :func:`encode_event` writes them: one
-        ``"event":"`` key per line, no other ``"event"`` string, no escape in its value, every ``run_*`` line
-        starting with ``{"ts":"`` and its event right after): the ``run_*`` lines are found with byte searches
-        and only they are decoded. Any other chunk (hand-written lines, invalid or blank lines, a terminated torn
-        line without its event, a result with an ``event`` key) takes the full path: every line decoded, invalid
-        ones warned about. Both read instants alike (see :func:`parse_utc`)."""
+        ``"event":"`` key per line, no other ``"event"`` string, no escape at the start of its value): the
+        ``run_*`` lines are found with byte searches and only they are decoded. Any other chunk (hand-written
+        lines, invalid or blank lines, a terminated torn line without its event, a result with an ``event`` key)
+        takes the full path: every line decoded, invalid ones warned about. Both read instants alike (see
+        :func:`parse_utc`)."""
         offset = state.offset
         nlines = data.count(b"\n", 0, end + 1)
         lines = self._run_lines(data, end, nlines)
@@ -992,25 +997,25 @@ class Journal:
     def _run_lines(data: bytes, end: int, nlines: int) -> tuple[list[int], list[bytes]] | None:
         """Start offsets and bytes of the ``run_*`` lines in ``data[:end]``, or None when the chunk is not
         in the journal's own line format (see :meth:`_ingest`)."""
-        # Every "event" token is the key, as written (no spaces, no escapes in the value): then no run-level
-        # line escapes the search below (a line with it elsewhere, or nested, makes a count differ).
+        # One "event" token per line, written as a key with a string value (no spaces, no escape at its start):
+        # then no run-level line escapes the search below. A "event":"run_..." nested in another line's value is
+        # found too; that line decodes to its own event, which _RunHead refuses (the chunk takes the full path).
         if data.count(b'"event":"', 0, end) != nlines or data.count(b'"event"', 0, end) != nlines:
             return None
         if data.find(b'"event":"\\', 0, end) >= 0:
             return None
         find = data.find
         rfind = data.rfind
-        startswith = data.startswith
         starts: list[int] = []
         raws: list[bytes] = []
+        add_start = starts.append
+        add_raw = raws.append
         i = find(b'"event":"run_', 0, end)
         while i >= 0:
             ls = rfind(b"\n", 0, i) + 1
-            if not startswith(b'{"ts":"', ls) or find(b'"', ls + 7, i) != i - 2:  # not the key right after "ts"
-                return None
             le = find(b"\n", i, end + 1)
-            starts.append(ls)
-            raws.append(data[ls:le])
+            add_start(ls)
+            add_raw(data[ls:le])
             i = find(b'"event":"run_', le, end)
         return starts, raws
 
