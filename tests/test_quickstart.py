@@ -1,5 +1,6 @@
 import argparse
 import os
+import re
 
 from zmi_reconciler.cli import quickstart
 from zmi_reconciler.cli.quickstart import seed_if_empty, wants_mail_folder
@@ -14,6 +15,9 @@ def test_first_start_seeds_demo_and_drops_export_then_never_again(tmp_path):
     export = settings.inbox_path / "demo-attlog.dat"
     assert export.exists() and export.read_text().count("\n") > 100
     assert any("seeded demo data" in line for line in lines)
+    # the day with the demo's booking error, which the README's daily-values?date= example needs
+    (lone,) = [line for line in lines if "lone come on" in line]
+    assert re.fullmatch(r"  - 5006: lone come on \d{4}-\d{2}-\d{2} \(go forgotten\)", lone)
     assert settings.masterdata_path.exists()
     with Store.open(settings.database_path, zone=settings.zone) as store:
         assert len(store.employees()) == 10

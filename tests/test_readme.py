@@ -31,3 +31,33 @@ def test_readme_lists_every_validation_code():
 
     section = README[README.index("## Validation codes"):].split("\n## ", 1)[0]
     assert [code for code in CODES if f"{code} " not in section] == []
+
+
+def _sh_block_after(heading: str) -> str:
+    section = README[README.index(heading):]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_api_examples_use_dates_of_the_demo_data():
+    """The demo's bookings are relative to its first start (the 14 days before it), so a fixed date in the
+    curl examples soon matches nothing: the examples compute theirs."""
+    import re
+    import subprocess
+    from datetime import date, timedelta
+
+    block = _sh_block_after("### Trigger a run over the API")
+    curls = [line for line in block.splitlines() if line.startswith("curl")]
+    assert [line for line in curls if re.search(r"\d{4}-\d{2}-\d{2}", line)] == []
+    assert any("daily-values?date=$SINCE" in line for line in curls)
+    (since,) = [line.split("  #")[0] for line in block.splitlines() if line.startswith("SINCE=")]
+    printed = subprocess.run(["sh", "-c", f"{since}; echo $SINCE"], capture_output=True, text=True, check=True)
+    assert printed.stdout.strip() in {str(date.today() - timedelta(days=14)), str(date.today() - timedelta(days=15))}
+
+
+def test_readme_states_the_misfire_grace_of_the_runner():
+    from zmi_reconciler.runner import MISFIRE_GRACE_SECONDS
+
+    section = README[README.index("## How the runner behaves"):].split("\n## ", 1)[0]
+    bullet = section[section.index("- Misfire grace"):].split("\n- ", 1)[0]
+    assert bullet.startswith(f"- Misfire grace, {MISFIRE_GRACE_SECONDS:g} s (`MISFIRE_GRACE_SECONDS`")
+    assert "`run_missed`" in bullet and "`catch_up`" in bullet and "`scheduled`" in bullet

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from zmi_reconciler.journal import Journal
-from zmi_reconciler.runner import MAX_MISSED_RECORDS, OverlapError, Runner, TimingJob, in_exclude_window
+from zmi_reconciler.runner import MAX_MISSED_RECORDS, MISFIRE_GRACE_SECONDS, OverlapError, Runner, TimingJob, in_exclude_window
 
 from test_runner_support import (FakeClock, Recorder, entry, events, make_runner, make_schedule, make_settings,
                                  utc, wait_for, wait_idle)
@@ -439,6 +439,24 @@ def test_very_long_downtime_of_a_fast_timing_writes_a_summary(tmp_path, rec):
     runs = started(runner.journal)
     assert runs[-1]["run_id"] == "fast@20260508T090000Z" and runs[-1]["trigger"] == "scheduled"
     assert missed[-1]["scheduled_for"] == "2026-05-08T08:59:59.000Z"
+
+
+def test_misfire_grace_a_fire_found_late_runs_on_time_up_to_10_s_then_counts_as_missed(tmp_path, rec):
+    """Up to the grace a late fire is an ordinary `scheduled` run; beyond it the catch-up rules decide: an
+    interval timing (catch_up default 0) records `run_missed`, a daily one (default 12h) runs as `catch_up`."""
+    assert MISFIRE_GRACE_SECONDS == 10.0
+    grace = timedelta(seconds=MISFIRE_GRACE_SECONDS)
+    clock = FakeClock(utc(2026, 5, 1, 4, 59, 30))
+    runner = make_runner(tmp_path, clock, rec)
+    runner.apply("m", make_schedule(EVERY_MINUTE), "h1")
+    runner.apply("d", make_schedule({"type": "daily", "at": "05:00"}, timezone="UTC"), "h2")
+    fire(runner, clock, utc(2026, 5, 1, 5, 0) + grace)  # both exactly 10 s late
+    fire(runner, clock, utc(2026, 5, 1, 5, 1) + grace + timedelta(milliseconds=1))
+    assert sorted((r["run_id"], r["trigger"]) for r in started(runner.journal)) == [
+        ("d@20260501T050000Z", "scheduled"), ("m@20260501T050000Z", "scheduled")]
+    assert [m["run_id"] for m in events(runner.journal, "run_missed")] == ["m@20260501T050100Z"]
+    fire(runner, clock, utc(2026, 5, 2, 5, 0, 11))  # daily: 11 s late, within catch_up 12h
+    assert started(runner.journal, "d")[-1]["trigger"] == "catch_up"
 
 
 def test_new_schedule_without_history_does_not_catch_up(tmp_path, rec):

@@ -74,6 +74,9 @@ log = logging.getLogger("zmi_reconciler.runner")
 
 #: Newest missed slots of one gap that get their own ``run_missed`` record; older ones are summed up.
 MAX_MISSED_RECORDS = 100
+#: Seconds a fire may be found late and still run as ``scheduled``; later it is missed (``catch_up`` within
+#: the schedule's window, else ``run_missed``). Default of :attr:`Runner.misfire_grace`; the README cites it.
+MISFIRE_GRACE_SECONDS = 10.0
 #: Finished run handles kept for :meth:`Runner.wait_run` / :meth:`Runner.run_outcome`.
 _KEEP_FINISHED = 10_000
 
@@ -214,7 +217,7 @@ class Runner:
 
     def __init__(self, settings: "Settings", journal: Any, clock: Callable[[], datetime] = utc_now, *,
                  monotonic: Callable[[], float] = time.monotonic, registry: Mapping[str, TaskSpec] | None = None,
-                 misfire_grace: float = 10.0, cancel_grace: float = DEFAULT_CANCEL_GRACE,
+                 misfire_grace: float = MISFIRE_GRACE_SECONDS, cancel_grace: float = DEFAULT_CANCEL_GRACE,
                  workers: int | None = None, open_store: Callable[[], Any] | None = None) -> None:
         self.settings = settings
         self.journal = journal

@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def seed_if_empty(settings: Settings) -> list[str]:
-    """Seed demo data when ``settings.database_path`` does not exist; returns lines describing what was done."""
+    """Seed demo data when ``settings.database_path`` does not exist; returns lines describing what was done,
+    among them the export's patterns with their dates (``5006: lone come on YYYY-MM-DD``: the demo's day with
+    a booking error, which the README's ``daily-values?date=`` example asks for)."""
     if settings.database_path.exists():
         return [f"data dir {settings.data_dir} already has a tna store: using it as it is"]
     from zmi_reconciler.tna.demo import seed_demo
@@ -43,7 +45,8 @@ def seed_if_empty(settings: Settings) -> list[str]:
         f"seeded demo data into {settings.database_path}: {result.employees} employees, "
         f"{result.holidays} holidays ({settings.holiday_region})",
         f"master data: {result.masterdata_path}",
-        f"dropped a demo terminal export into the inbox: {result.export_path} ({result.lines} lines)",
+        f"dropped a demo terminal export into the inbox: {result.export_path} ({result.lines} lines):",
+        *(f"  - {pattern}" for pattern in result.patterns),
     ]
 
 
