@@ -458,3 +458,31 @@ def test_lines_in_other_forms_and_odd_run_ids_are_indexed_alike(tmp_path: Path, 
         ten, ten, ten + timedelta(seconds=1), "succeeded", 1000)
     assert [(t["task"], t["status"], t["result"]) for t in run["tasks"]] == [("x", "succeeded", {"n": 1})]
     assert journal.last_slot("a") == ten and journal.last_success("a") == ten + timedelta(seconds=1)
+
+
+def test_a_deferred_open_reads_nothing_until_opened_and_then_exactly_once(tmp_path: Path) -> None:
+    """serve builds its API between constructing the journal and reading it (defer_open); the first append
+    or query opens it implicitly, and a line appended that way is indexed once."""
+    clock = Clock()
+    first = Journal(tmp_path, clock=clock)
+    run_id = _run(first, clock, "a", None, "succeeded", trigger="manual")
+    first.close()
+
+    deferred = Journal(tmp_path, clock=clock, defer_open=True)
+    assert deferred._runs == {}  # nothing read yet
+    deferred.open()
+    deferred.open()  # idempotent
+    assert deferred.count_runs("a") == 1 and deferred.get_run(run_id)["status"] == "succeeded"
+
+    by_append = Journal(tmp_path, clock=clock, defer_open=True)
+    second = _run(by_append, clock, "a", None, "failed", trigger="manual")  # opens, then indexes its own lines
+    assert by_append.count_runs("a") == 2
+    assert [r["run_id"] for r in by_append.runs("a")] == [second, run_id]
+    assert by_append.last_run("a")["status"] == "failed"
+
+    by_query = Journal(tmp_path, clock=clock, defer_open=True)
+    assert by_query.last_run("a")["run_id"] == second and by_query.count_runs("a") == 2
+
+    never = Journal(tmp_path, clock=clock, defer_open=True)
+    never.close()  # closing an unopened journal writes no cache from an empty index
+    assert Journal(tmp_path, clock=clock).count_runs("a") == 2

@@ -56,3 +56,33 @@ def test_exclusive_removes_foreign_handlers():
 def test_bad_format_or_level(fmt, level):
     with pytest.raises(ValueError):
         setup_logging(fmt, level, io.StringIO())
+
+
+def test_the_api_keeps_our_log_handler_and_logs_an_unhandled_error_through_it(tmp_path, monkeypatch):
+    """create_app must not install Litestar's logging (it replaced the root handlers: serve's JSON lines would
+    turn into Litestar's format for every record after it); an unhandled error in a request still reaches ours."""
+    from litestar.testing import TestClient
+
+    from test_api_support import READ, close_env, make_env
+
+    out = io.StringIO()
+    setup_logging("json", "INFO", out)
+    handlers = logging.getLogger().handlers[:]
+    env = make_env(tmp_path)
+    try:
+        assert logging.getLogger().handlers == handlers
+
+        def broken(self):
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(type(env.app.state.service), "list_json", broken)
+        with TestClient(env.app) as client:
+            response = client.get("/api/v1/schedules", headers=READ)
+        assert response.status_code == 500 and "disk on fire" not in response.text
+        assert logging.getLogger().handlers == handlers
+    finally:
+        close_env(env)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    errors = [r for r in records if r["level"] == "ERROR"]
+    assert len(errors) == 1 and errors[0]["message"].startswith("unhandled error on GET")
+    assert "RuntimeError: disk on fire" in errors[0]["exc_info"]

@@ -324,10 +324,11 @@ class Journal:
     ``directory``: the journal folder (created if missing). ``retention_days``: :meth:`apply_retention` deletes
     day files older than this many days. ``clock``: returns the current instant as an aware UTC datetime.
     ``refresh_interval``: queries look for lines of other processes at most this often (seconds).
-    Construction reads every retained file once (invalid lines are skipped with a warning), or with
-    ``index_cache`` replays the per-file cache entries in ``<directory>/.index/`` written by an earlier open and
-    reads only what the files gained since (see :class:`_IndexCache`); the entries are written at open, by
-    :meth:`close`, and at most every ``index_save_interval`` seconds by a query (never by an append).
+    Construction (or :meth:`open`, with ``defer_open``) reads every retained file once (invalid lines are
+    skipped with a warning), or with ``index_cache`` replays the per-file cache entries in
+    ``<directory>/.index/`` written by an earlier open and reads only what the files gained since (see
+    :class:`_IndexCache`); the entries are written at open, by :meth:`close`, and at most every
+    ``index_save_interval`` seconds by a query (never by an append).
 
     Run summaries (from :meth:`runs`, :meth:`last_run`) are dicts with ``run_id``, ``schedule``, ``trigger``,
     ``scheduled_for`` (aware UTC or None), ``started_at``, ``finished_at`` (None while running), ``status``
@@ -341,7 +342,8 @@ class Journal:
     def __init__(self, directory: Path, retention_days: int = 90,
                  clock: Callable[[], datetime] = utc_now, refresh_interval: float = 0.02,
                  index_cache: bool = True, index_save_interval: float = 600.0, save_at_open: bool = True,
-                 parallel_build: bool = True, first_build: _ColdBuild | None = None) -> None:
+                 parallel_build: bool = True, first_build: _ColdBuild | None = None, defer_open: bool = False
+                 ) -> None:
         self.directory = Path(directory)
         self.index_cache = index_cache
         self.parallel_build = parallel_build
@@ -363,19 +365,31 @@ class Journal:
         self._empty_index()
         self._write_fd: int | None = None
         self._write_day: date | None = None
-        gc_was_enabled = gc.isenabled()
-        gc.disable()  # the first pass creates ~1 object per event; collections during it only cost time
-        try:
-            with self._lock:
-                if index_cache:
+        self._first_build = first_build
+        self._opened = False
+        if not defer_open:
+            self.open()
+
+    def open(self) -> None:
+        """Read the journal into the index (construction does it unless ``defer_open``; then call this before
+        the first append or query: ``serve`` builds its API meanwhile). Idempotent."""
+        with self._lock:
+            if self._opened:
+                return
+            self._opened = True
+            first_build, self._first_build = self._first_build, None
+            gc_was_enabled = gc.isenabled()
+            gc.disable()  # the first pass creates ~1 object per event; collections during it only cost time
+            try:
+                if self.index_cache:
                     self._open_cached(first_build)
                 else:
                     if first_build is not None:
                         first_build.cancel()
                     self._scan_directory()
-        finally:
-            if gc_was_enabled:
-                gc.enable()
+            finally:
+                if gc_was_enabled:
+                    gc.enable()
 
     def _empty_index(self) -> None:
         self._files: dict[int, _FileState] = {}  # day ordinal -> state
@@ -467,6 +481,8 @@ class Journal:
 
     def _writer(self, day: date) -> tuple[int, _FileState]:
         """The append descriptor for ``day`` (opened on first use, rotated at UTC midnight). Caller holds locks."""
+        if not self._opened:  # (a deferred open: index what is there before adding to it)
+            self.open()
         known = day.toordinal() in self._files
         state = self._state_for(day)
         if self._write_day != day or self._write_fd is None:
@@ -497,6 +513,9 @@ class Journal:
         """Save the index cache and close the append descriptor (the index stays usable; a later append
         reopens)."""
         with self._lock:
+            if self._first_build is not None:  # never opened: do not leave a second builder waiting
+                self._first_build.cancel()
+                self._first_build = None
             self.save_index()
             self._close_writer()
 
@@ -735,8 +754,9 @@ class Journal:
     def save_index(self) -> int:
         """Write the cache entry of every file whose index grew since its entry was written (atomically: temp
         file and rename) and delete the entries of files that cannot be cached; returns the number written.
-        A write error is logged once and otherwise ignored (the cache only saves time)."""
-        if not self.index_cache:
+        A write error is logged once and otherwise ignored (the cache only saves time). Nothing before
+        :meth:`open` (a deferred open that never happened)."""
+        if not self.index_cache or not self._opened:
             return 0
         with self._lock:
             self._saved_at = time.monotonic()
@@ -1124,6 +1144,8 @@ class Journal:
         Called by every query, at most once per ``refresh_interval`` seconds (monotonic) unless ``force``: lines
         of another process may show up that much later; this process's own appends are indexed at once.
         """
+        if not self._opened:
+            self.open()
         now = time.monotonic()
         if not force and now - self._refreshed_at < self.refresh_interval:
             return
@@ -1396,6 +1418,8 @@ class Journal:
 
         ``last_slot``/``last_success`` are kept, so a long-idle schedule does not look never-run.
         """
+        if not self._opened:
+            self.open()
         today = self._clock().astimezone(timezone.utc).date()
         cutoff = (today - timedelta(days=self.retention_days)).toordinal()
         deleted: list[Path] = []

@@ -100,6 +100,7 @@ def create_app(settings: Settings, runner: Any, reconciler: Any, journal: Any, *
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_request_bytes,
         debug=False,
+        logging_config=None,  # our logging (text or JSON lines to stderr, logging_setup) is the only one
         on_startup=[_freeze_gc] if freeze_gc else [],
     )
     app.state.service = service

@@ -54,9 +54,9 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
 
     Start-up order (the API answers within seconds even for a journal of a million events, SPEC 10): when the
     journal needs a first index build (no cache yet, or a new cache format), a forked process starts on its
-    newer files at once; meanwhile this process imports the API, loads the schedule files and synchronises the
-    tna store, then reads the older journal files and replays what the other process built
-    (:meth:`Journal.start_first_build`)."""
+    newer files at once; meanwhile this process imports the API, loads the schedule files, synchronises the
+    tna store and builds the API app (on the journal object, not yet read: ``defer_open``), then reads the older
+    journal files and replays what the other process built (:meth:`Journal.start_first_build`)."""
     started = time.perf_counter()
     gc_was_enabled = gc.isenabled()
     gc.disable()  # start-up only allocates (imports, schedules, index); collections would just cost time
@@ -92,9 +92,12 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float) -> 
         _sync_store(settings)
         # The index cache is written later (_save_index_soon), not on the path to answering HTTP.
         journal = Journal(settings.journal_path, retention_days=settings.journal_retention_days,
-                          save_at_open=False, first_build=first_build)
-        interrupted = journal.close_interrupted()
+                          save_at_open=False, first_build=first_build, defer_open=True)
         runner = Runner(settings, journal)
+        reconciler = Reconciler(settings, runner, journal, preloaded=preloaded)
+        app = _create_app(settings, runner, reconciler, journal)  # needs the objects, not the journal's content
+        journal.open()
+        interrupted = journal.close_interrupted()
     except (OSError, ValueError) as exc:
         log.error("cannot start: %s", exc)
         server_lock.release()
@@ -109,7 +112,6 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float) -> 
             first_build.cancel()
     if interrupted:
         log.warning("closed %d run(s) of a previous process as interrupted", len(interrupted))
-    reconciler = Reconciler(settings, runner, journal, preloaded=preloaded)
     reconciler.reconcile_all()
     if stop.is_set():  # SIGTERM/SIGINT during start-up: stop before anything fires or listens
         log.info("stopped during start-up")
@@ -131,7 +133,7 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float) -> 
     gc.freeze()
     gc.enable()
     try:
-        code = _serve_api(settings, runner, reconciler, journal, stop)
+        code = _serve_api(settings, app, stop)
     finally:
         stop.set()
         log.info("stopping: running tasks get %.0f s", settings.shutdown_grace_seconds)
@@ -196,6 +198,8 @@ def _import_api() -> None:
     """Import the API early, while a second index builder works (see :func:`serve`); a build without the API
     package is fine here (:func:`_serve_api` says so)."""
     try:
+        import uvicorn  # noqa: F401
+
         import zmi_reconciler.api.app  # noqa: F401
     except ImportError:
         pass
@@ -203,18 +207,22 @@ def _import_api() -> None:
 
 # --------------------------------------------------------------------------------------------------------------
 # HOOK (H7, API): serve the HTTP API until ``stop`` is set. Without the API package it just waits for ``stop``.
-def _serve_api(settings: Settings, runner: Any, reconciler: Any, journal: Any, stop: threading.Event) -> int:
+def _create_app(settings: Settings, runner: Any, reconciler: Any, journal: Any) -> Any:
+    """The Litestar app on the live objects, or None when this build has no API package."""
     try:
         from zmi_reconciler.api.app import create_app
     except ImportError:
+        return None
+    return create_app(settings, runner, reconciler, journal, freeze_gc=True)
+
+
+def _serve_api(settings: Settings, app: Any, stop: threading.Event) -> int:
+    if app is None:
         log.warning("API not available in this build; running runner and reconciler only")
         stop.wait()
         return 0
     import uvicorn
 
-    app = create_app(settings, runner, reconciler, journal, freeze_gc=True)
-    # Litestar's default logging config replaces the root handlers; ours (text/JSON to stderr) win again.
-    setup_logging(settings.log_format, settings.log_level, exclusive=True)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                             lifespan="on")
     server = uvicorn.Server(config)
