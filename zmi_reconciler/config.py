@@ -142,6 +142,12 @@ class Settings(BaseModel):
         return self.under_data(self.masterdata_file)
 
     @property
+    def last_good_path(self) -> Path:
+        """``<data_dir>/last-good``: the persisted last good version of each schedule file
+        (:mod:`zmi_reconciler.lastgood`)."""
+        return self.data_dir / "last-good"
+
+    @property
     def mail_path(self) -> Path:
         """The ``.eml`` folder of ``smtp.transport = "folder"`` (``smtp.folder`` resolved against data_dir)."""
         return self.under_data(self.smtp.folder)

@@ -16,6 +16,14 @@ parsed. The difference, by content hash:
   ``schedule_invalid`` is journaled (once per distinct file content). A file that was never valid is not run.
   Fixing the file clears ``degraded`` (``schedule_updated``, or ``schedule_loaded`` if it never ran).
 
+The last good version outlives the process: every version that loads is copied to ``<data_dir>/last-good/``
+(:mod:`zmi_reconciler.lastgood`; nothing is written when the copy already holds those bytes), and the copy goes
+when the file goes. When this process first sees a schedule (the first pass after a start) and its file is
+invalid, the copy is loaded as if it had been running all along: ``runner.apply`` + ``schedule_loaded`` (with
+``restored_from`` and the copy's ``loaded_at``), then ``schedule_invalid`` as above, so the schedule runs,
+degraded, with the file's errors. A copy that does not validate any more (say the schema changed with an
+upgrade) or is damaged is ignored with a warning: the schedule is then not run, as without a copy.
+
 Files that are not ``*.yaml``/``*.yml``, dotfiles and subfolders are ignored, which covers editor swap and
 backup files (``.x.yaml.swp``, ``x.yaml~``, ``.#x.yaml``, vim's ``4913`` probe). A half-written file is
 invalid, so at worst it shows as degraded until the write completes; the watcher's debounce usually hides it.
@@ -43,7 +51,9 @@ from typing import TYPE_CHECKING, Any
 
 import watchfiles
 
-from zmi_reconciler.loader import Finding, LoadResult, is_schedule_file_name, load_schedule_file
+from zmi_reconciler.lastgood import LastGoodStore
+from zmi_reconciler.loader import Finding, LoadResult, is_schedule_file_name, load_schedule_file, load_schedule_text
+from zmi_reconciler.runs import iso_utc
 from zmi_reconciler.tasks.base import utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,8 +104,11 @@ class ScheduleState:
     - ``degraded``: the file on disk is invalid (``findings`` holds its errors); a previous valid version may
       still run (``schedule`` not None) or nothing runs.
     - ``findings``: loader findings of the last read (errors when degraded; warnings otherwise).
-    - ``loaded_at``: when the running definition was handed to the runner; ``checked_at``: when the file was
-      last read. Both aware UTC.
+    - ``loaded_at``: since when the running definition runs: when it was first loaded, kept across restarts by
+      its persisted copy (:mod:`zmi_reconciler.lastgood`); ``checked_at``: when the file was last read. Both
+      aware UTC.
+    - ``restored``: the running definition came from the persisted last good version because the file was
+      invalid when this process first saw it.
 
     Immutable: every change stores a new object, so :meth:`Reconciler.states` hands out snapshots cheaply.
     """
@@ -109,6 +122,7 @@ class ScheduleState:
     findings: tuple[Finding, ...] = ()
     loaded_at: datetime | None = None
     checked_at: datetime | None = None
+    restored: bool = False
 
     @property
     def running(self) -> bool:
@@ -130,7 +144,8 @@ class Reconciler:
 
     ``runner`` needs ``apply(schedule_id, schedule, content_hash)`` and ``remove(schedule_id)``; ``journal``
     needs ``append(event, **fields)``. ``clock`` returns aware UTC datetimes. All public methods are
-    thread-safe (one lock around a reconcile).
+    thread-safe (one lock around a reconcile). ``last_good`` holds the persisted last good versions
+    (``settings.last_good_path``); its writes happen in the background (``last_good.flush()`` waits for them).
     """
 
     def __init__(self, settings: "Settings", runner: Any, journal: Any,
@@ -147,6 +162,7 @@ class Reconciler:
         self._folder_missing = False
         self._reconciled = threading.Event()
         self._pending: list[tuple[str, dict[str, Any]]] | None = None  # events of the pass in progress
+        self.last_good = LastGoodStore(settings.last_good_path)
 
     # ------------------------------------------------------------------ queries
     def states(self) -> dict[str, ScheduleState]:
@@ -189,7 +205,8 @@ class Reconciler:
             if outermost:
                 self._pending = []
             try:
-                for sid in sorted(set(files) | set(self._states)):
+                # ids with a copy but no file and no state (deleted while the server was down): the copy goes
+                for sid in sorted(set(files) | set(self._states) | self.last_good.ids()):
                     try:
                         self._reconcile_one(sid, files.get(sid, []), changes)
                     except Exception:  # one schedule's trouble must not stop the others
@@ -227,6 +244,7 @@ class Reconciler:
         if not paths:
             if state is not None:
                 self._removed(state, changes)
+            self.last_good.discard(sid)
             return
         if len(paths) > 1:
             self._duplicate(sid, [Path(p) for p in paths], state, changes)
@@ -289,6 +307,8 @@ class Reconciler:
         if previous is None or running_hash != result.content_hash:
             self.runner.apply(sid, schedule, result.content_hash)
             loaded_at = now
+        if result.data:  # the copy already holding these bytes (a restart) says since when they run
+            loaded_at = self.last_good.keep(sid, result.data, result.content_hash, loaded_at or now).loaded_at
         if previous is None:
             self._journal("schedule_loaded", changes, "loaded", enabled=schedule.enabled, **common)
         elif running_hash != result.content_hash:
@@ -305,14 +325,18 @@ class Reconciler:
                                           False, tuple(result.findings), loaded_at, now)
 
     def _invalid(self, sid: str, result: LoadResult, state: ScheduleState | None, changes: list[Change]) -> None:
+        if state is None:  # first seen by this process (a start): the persisted last good version runs
+            state = self._restore(sid, result, changes)
         running = state.schedule if state is not None else None
         running_hash = state.content_hash if state is not None else None
         # Journal once per distinct (file content, findings): a file the loader does not read (a symlink out of
         # the folder, E004) has another hash here than the reconciler's own read, so it is re-checked each pass.
         repeated = (state is not None and state.degraded and state.file == result.file
                     and state.file_hash == result.content_hash and state.findings == tuple(result.findings))
+        loaded_at = state.loaded_at if state is not None else None
         self._states[sid] = ScheduleState(sid, result.file, running, running_hash, result.content_hash, True,
-                                          tuple(result.findings), state.loaded_at if state else None, self._clock())
+                                          tuple(result.findings), loaded_at, self._clock(),
+                                          restored=state is not None and state.restored)
         if repeated:
             return
         errors = result.errors or result.findings
@@ -320,12 +344,40 @@ class Reconciler:
         self._journal("schedule_invalid", changes, "invalid", schedule=sid, file=first.file, line=first.line,
                       column=first.column, path=first.path, code=first.code, message=first.message,
                       errors=[f.to_dict() for f in errors], file_hash=result.content_hash,
-                      running_hash=running_hash)
+                      running_hash=running_hash, running_since=iso_utc(loaded_at) if running and loaded_at else None)
         if running is not None:
-            log.warning("schedule %s: %s is invalid; the last good version (%s) keeps running: %s",
-                        sid, result.file, running_hash, first.text())
+            log.warning("schedule %s: %s is invalid; the last good version (%s, loaded %s) keeps running: %s",
+                        sid, result.file, running_hash, iso_utc(loaded_at) if loaded_at else "?", first.text())
         else:
             log.warning("schedule %s: %s is invalid and not run: %s", sid, result.file, first.text())
+
+    def _restore(self, sid: str, result: LoadResult, changes: list[Change]) -> ScheduleState | None:
+        """Hand the persisted last good version of ``sid`` to the runner (``schedule_loaded``) and return its
+        state; None (with a warning) when there is none that still loads."""
+        copy = self.last_good.get(sid)
+        if copy is None:
+            return None
+        try:
+            data = self.last_good.read(copy)
+        except (OSError, ValueError) as exc:
+            log.warning("schedule %s: the persisted last good version cannot be used: %s", sid, exc)
+            return None
+        loaded = load_schedule_text(data, Path(result.file).name)  # named like the file, so the id checks out
+        if loaded.schedule is None:
+            first = (loaded.errors or loaded.findings)[0]
+            log.warning("schedule %s: the persisted last good version %s does not validate any more and is ignored "
+                        "(line %d column %d: %s %s %s)", sid, copy.path, first.line, first.column, first.code,
+                        first.path, first.message)
+            return None
+        schedule = loaded.schedule
+        self.runner.apply(sid, schedule, copy.content_hash)
+        self._journal("schedule_loaded", changes, "loaded", schedule=sid, file=str(result.file),
+                      content_hash=copy.content_hash, enabled=schedule.enabled, restored_from=str(copy.path),
+                      loaded_at=iso_utc(copy.loaded_at))
+        log.info("schedule %s: %s is invalid at start; its last good version %s (loaded %s) runs, from %s",
+                 sid, result.file, copy.content_hash, iso_utc(copy.loaded_at), copy.path)
+        return ScheduleState(sid, result.file, schedule, copy.content_hash, copy.content_hash, False,
+                             tuple(loaded.findings), copy.loaded_at, self._clock(), restored=True)
 
     def _duplicate(self, sid: str, paths: list[Path], state: ScheduleState | None, changes: list[Change]) -> None:
         digests = [self._hash_if_changed(str(p)) for p in paths]
