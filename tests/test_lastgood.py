@@ -331,6 +331,61 @@ def test_store_queued_changes_are_seen_before_they_are_written(tmp_path: Path, m
         store.keep("../etc", b"x", _sha(b"x"), FRIDAY)
 
 
+# ---------------------------------------------------------------------------------------------- through the API
+def test_api_reports_the_restored_version_and_its_writes_keep_and_remove_copies(tmp_path: Path) -> None:
+    from litestar.testing import TestClient
+
+    from test_api_support import READ, WRITE, close_env, make_env
+
+    spec = {"name": "Nightly processing", "timing": {"type": "daily", "at": "05:00"},
+            "tasks": [{"task": "calculate_days"}]}
+    env = make_env(tmp_path, now=FRIDAY)
+    try:
+        with TestClient(env.app) as client:
+            created = client.post("/api/v1/schedules", json={"id": "nightly", "spec": spec}, headers=WRITE)
+            assert created.status_code == 201, created.text
+        good = created.headers["etag"].strip('"')
+        assert env.reconciler.last_good.flush(10)
+        directory = env.settings.last_good_path
+        assert os.listdir(directory) == [f"nightly.20260327T173015.250000Z.{good}.yaml"]
+        assert (directory / os.listdir(directory)[0]).read_bytes() == (env.schedules / "nightly.yaml").read_bytes()
+    finally:
+        close_env(env)
+    path = tmp_path / "schedules.d" / "nightly.yaml"
+    path.write_text(path.read_text().replace('"05:00"', '"25:00"'))  # broken while the server is down
+
+    env = make_env(tmp_path, now=MONDAY)
+    try:
+        with TestClient(env.app) as client:
+            detail = client.get("/api/v1/schedules/nightly", headers=READ).json()
+            listed = client.get("/api/v1/schedules", headers=READ).json()["items"]
+            status = detail["status"]
+            assert (status["enabled"], status["loaded"], status["degraded"]) == (True, True, True)
+            assert [(e["path"], e["line"], e["column"], e["code"]) for e in status["errors"]] == [
+                ("timing.at", 5, 7, "E020")]
+            assert status["next_fire"] is not None  # it fires
+            assert detail["spec"] is None and detail["etag"] != created.headers["etag"]
+            assert detail["running_content_hash"] == good
+            assert detail["running_since"] == "2026-03-27T17:30:15.250000Z"
+            assert detail["running_spec"]["timing"] == {"type": "daily", "at": "05:00"}
+            assert listed[0]["status"] == status
+
+            spec["timing"]["at"] = "05:30"
+            fixed = client.put("/api/v1/schedules/nightly", json=spec, headers={**WRITE, "If-Match": detail["etag"]})
+            assert fixed.status_code == 200, fixed.text
+            assert env.reconciler.last_good.flush(10)
+            assert os.listdir(env.settings.last_good_path) == [
+                f"nightly.20260330T060000.000000Z.{fixed.headers['etag'].strip(chr(34))}.yaml"]
+            assert client.get("/api/v1/schedules/nightly", headers=READ).json()["running_since"] == (
+                "2026-03-30T06:00:00Z")
+            deleted = client.delete("/api/v1/schedules/nightly", headers={**WRITE, "If-Match": fixed.headers["etag"]})
+            assert deleted.status_code == 204
+            assert env.reconciler.last_good.flush(10)
+            assert os.listdir(env.settings.last_good_path) == []
+    finally:
+        close_env(env)
+
+
 # ---------------------------------------------------------------------------------------------- a real restart
 @pytest.mark.slow
 def test_serve_killed_then_started_with_a_broken_file_fires_the_last_good_version(tmp_path: Path) -> None:

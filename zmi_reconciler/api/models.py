@@ -132,6 +132,10 @@ class ScheduleDetail(_Out):
     running_content_hash: str | None = Field(
         default=None, description="SHA-256 hex of the file bytes of running_spec (differs from the file's while "
                                   "degraded); null with running_spec")
+    running_since: datetime | None = Field(
+        default=None, description="when the version of running_spec was first loaded (UTC); it survives restarts: "
+                                  "a server started with an invalid file runs the last good version it kept in the "
+                                  "data dir; null with running_spec")
 
 
 class ScheduleCreate(BaseModel):

@@ -215,7 +215,8 @@ class ScheduleService:
         return ScheduleDetail(id=schedule_id, file=file_name, etag=etag_for(data), spec=spec,
                               source=data.decode("utf-8", errors="replace"), status=status,
                               running_spec=running_spec,
-                              running_content_hash=getattr(state, "content_hash", None) if running else None)
+                              running_content_hash=getattr(state, "content_hash", None) if running else None,
+                              running_since=getattr(state, "loaded_at", None) if running else None)
 
     # ------------------------------------------------------------------ writing
     def _validated(self, schedule_id: str, text: str, file_name: str) -> bytes:
