@@ -3,8 +3,8 @@
 Targets: GET /api/v1/schedules p99 <= 25 ms; startup <= 3 s; RSS <= 200 MB. Prints the figures.
 
 The parent generates the schedule files and the journal (day files written directly, one JSON line per
-event, spread over the last 30 days), then starts a child process that runs ``serve`` on them
-(journal index, runner, reconciler, Litestar app under uvicorn). Startup = spawn of the child until
+event, spread over the last 30 days), then starts ``python -m zmi_reconciler serve --config bench.toml`` on them
+(journal index, runner, reconciler, Litestar app under uvicorn; INFO log to a file). Startup = spawn until
 ``/api/v1/readyz`` answers 200 (interpreter start and imports included); the first start builds the journal
 index from the lines (in two processes), a second start afterwards (printed as "restart") replays the index cache
 the first wrote (``serve`` writes it 30 s after start or at stop). Latency is measured from the parent
@@ -134,25 +134,19 @@ def _run_lines(sid: str, t0: datetime, r: int) -> list[str]:
     return lines
 
 
-def serve(root: Path, port: int) -> None:
-    """Child: the real ``serve`` (journal, runner, reconciler, Litestar app under uvicorn) with a read token;
-    warnings and serve's own start-up line ("started in ...") go to stderr."""
-    import logging
-
-    from zmi_reconciler.cli.serve import serve as run_server
-    from zmi_reconciler.config import ApiToken, Settings
-    from zmi_reconciler.logging_setup import setup_logging
-
-    settings = Settings(data_dir=root / "var", schedules_dir=root / "schedules.d", port=port, log_level="WARNING",
-                        tokens=[ApiToken(name="bench", sha256=hashlib.sha256(TOKEN.encode()).hexdigest())])
-    setup_logging("text", "WARNING")
-    logging.getLogger("zmi_reconciler.serve").setLevel(logging.INFO)
-    run_server(settings)
-
-
 def _spawn(root: Path, port: int, log_name: str) -> subprocess.Popen:
+    """The command users run, ``zmi-reconciler serve`` (journal, runner, reconciler, Litestar app under uvicorn),
+    with a settings file naming the data, the schedules and a read token; its log (INFO, text) goes to
+    ``root/log_name``."""
+    config = root / "bench.toml"
+    config.write_text(f'data_dir = "{root / "var"}"\nschedules_dir = "{root / "schedules.d"}"\n'
+                      f'[[tokens]]\nname = "bench"\nsha256 = "{hashlib.sha256(TOKEN.encode()).hexdigest()}"\n',
+                      encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZMI_")}
     with open(root / log_name, "wb") as log_file:
-        return subprocess.Popen([sys.executable, __file__, "--serve-child", str(root), str(port)], stderr=log_file)
+        return subprocess.Popen([sys.executable, "-m", "zmi_reconciler", "serve", "--config", str(config),
+                                 "--port", str(port), "--log-level", "INFO"], stderr=log_file, env=env,
+                                cwd=root)
 
 
 def _wait_ready(client: Any, child: subprocess.Popen, what: str) -> None:
@@ -227,11 +221,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="200 schedules, 100,000 events, 300 requests")
     parser.add_argument("--keep", metavar="DIR", help="use DIR (kept) instead of a temp dir")
-    parser.add_argument("--serve-child", nargs=2, metavar=("ROOT", "PORT"), help=argparse.SUPPRESS)
-    args, _ = parser.parse_known_args()
-    if args.serve_child:
-        serve(Path(args.serve_child[0]), int(args.serve_child[1]))
-        return 0
+    args = parser.parse_args()
     if args.quick:
         args.schedules, args.events, args.requests = 200, 100_000, 300
 

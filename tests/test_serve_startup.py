@@ -113,3 +113,88 @@ def test_a_signal_delivered_twice_at_once_keeps_the_grace_period(monkeypatch: py
         assert exited.value.args == (128 + signal.SIGTERM,)
     finally:
         restore()
+
+
+@pytest.mark.parametrize(("flags", "env", "toml"), [
+    ({}, {}, None),
+    ({"data_dir": "flagged"}, {"ZMI_DATA_DIR": "from-env"}, 'data_dir = "from-file"\n'),
+    ({}, {"ZMI_DATA_DIR": "from-env"}, 'data_dir = "from-file"\njournal_dir = "j2"\n'),
+    ({}, {"ZMI_DATA_DIR": ""}, 'data_dir = "from-file"\n'),
+    ({}, {}, 'journal_dir = "/srv/zmi/journal"\n'),
+    ({"config": "elsewhere.toml"}, {}, None),
+], ids=["defaults", "flag wins", "env over file", "empty env ignored", "absolute journal_dir", "named file"])
+def test_the_early_journal_guess_is_where_the_settings_put_the_journal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: dict, env: dict, toml: str | None) -> None:
+    """run() starts a first index build before it reads the settings (pydantic); its guess of the journal
+    folder follows the same precedence as load_settings."""
+    import argparse
+    import os
+
+    from zmi_reconciler.config import settings_from_args
+
+    monkeypatch.chdir(tmp_path)
+    for var in ("ZMI_DATA_DIR", "ZMI_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    if toml is not None:
+        (tmp_path / "zmi-reconciler.toml").write_text(toml)
+    if "config" in flags:
+        (tmp_path / flags["config"]).write_text('data_dir = "named"\n')
+    args = argparse.Namespace(config=flags.get("config"), data_dir=flags.get("data_dir"), schedules_dir=None,
+                              host=None, port=None)
+    guess = serve_module.journal_path_guess(args, dict(os.environ))
+    assert guess is not None and guess == settings_from_args(args).journal_path.absolute()
+
+
+def test_an_unreadable_settings_file_gives_no_guess(tmp_path: Path) -> None:
+    import argparse
+
+    (tmp_path / "bad.toml").write_text("data_dir = [unclosed\n")
+    args = argparse.Namespace(config=str(tmp_path / "bad.toml"), data_dir=None)
+    assert serve_module.journal_path_guess(args, {}) is None
+
+
+def test_an_early_build_of_another_folder_is_cancelled_and_the_right_one_started(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A wrong guess (the settings put the journal elsewhere) costs the early build, never a wrong index."""
+    other = tmp_path / "other-journal"
+    now = datetime.now(timezone.utc)
+    journal = Journal(other, index_cache=False, clock=lambda: now)
+    for day in range(2):  # two day files: the parent keeps the oldest, the builder gets the other
+        now += timedelta(days=1)
+        journal.append("run_started", schedule="x", run_id=f"x@{day}", trigger="manual")
+    early = Journal.start_first_build(other, share=0.6)
+    assert early is not None and early.directory == other.absolute()
+    started = _forked(monkeypatch)
+    stop = threading.Event()
+    stop.set()
+    assert serve_module.serve(settings, stop, first_build=early) == 0
+    assert not early._process.is_alive() and early._conn.closed
+    assert len(started) == 1 and started[0] is not None and started[0].directory == settings.journal_path
+    assert multiprocessing.active_children() == []
+    journal = Journal(settings.journal_path, index_cache=False)
+    assert journal.schedule_ids() == ["nightly"] and journal.count_runs("nightly") == 3
+
+
+def test_run_starts_the_build_before_the_settings_and_serve_uses_it(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI path: the build forked from the guess is the one the journal replays (no second fork)."""
+    import argparse
+
+    started = _forked(monkeypatch)
+    used: list[object] = []
+
+    def fake_serve(s, stop=None, first_build=None):
+        used.append(first_build)
+        first_build.cancel()
+        return 0
+
+    monkeypatch.setattr(serve_module, "serve", fake_serve)
+    monkeypatch.delenv("ZMI_DATA_DIR", raising=False)
+    monkeypatch.delenv("ZMI_CONFIG", raising=False)
+    args = argparse.Namespace(config=None, data_dir=str(settings.data_dir), schedules_dir=str(settings.schedules_dir),
+                              host=None, port=None, log_format=None, log_level="WARNING")
+    assert serve_module.run(args) == 0
+    assert len(started) == 1 and started[0] is not None and used == started
+    assert started[0].directory == settings.journal_path.absolute()

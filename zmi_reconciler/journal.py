@@ -1460,7 +1460,9 @@ class _ColdBuild:
 
     TIMEOUT = 120.0  # seconds the parent waits for the entries before reading the files itself
 
-    def __init__(self, days: list[int], process: Any, conn: Any) -> None:
+    def __init__(self, directory: Path, days: list[int], process: Any, conn: Any) -> None:
+        #: The journal folder it reads (absolute) and its days (ordinals, oldest first).
+        self.directory = directory
         self.days = days
         self._process = process
         self._conn = conn
@@ -1484,7 +1486,7 @@ class _ColdBuild:
             send.close()
             return None
         send.close()
-        return cls(days, process, receive)
+        return cls(Path(directory).absolute(), days, process, receive)
 
     def cancel(self) -> None:
         """Stop the child without waiting for its entries."""

@@ -17,15 +17,20 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zmi_reconciler.config import ConfigError, Settings, settings_from_args
 from zmi_reconciler.logging_setup import setup_logging
+
+if TYPE_CHECKING:
+    from zmi_reconciler.config import Settings
+    from zmi_reconciler.journal import _ColdBuild
 
 log = logging.getLogger("zmi_reconciler.serve")
 
@@ -38,36 +43,84 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # A first index build starts before the settings are read: they import pydantic (a quarter second); the
+    # guess of the journal folder is checked against the real settings in _serve (a wrong guess: cancelled).
+    from zmi_reconciler.journal import Journal
+
+    guess = journal_path_guess(args)
+    first_build = Journal.start_first_build(guess, share=EARLY_SHARE) if guess is not None else None
+    from zmi_reconciler.config import ConfigError, settings_from_args
+
     try:
         settings = settings_from_args(args)
         settings.log_format = getattr(args, "log_format", None) or settings.log_format  # flags win
         settings.log_level = getattr(args, "log_level", None) or settings.log_level
         setup_logging(settings.log_format, settings.log_level)
     except (ConfigError, ValueError) as exc:
+        if first_build is not None:
+            first_build.cancel()
         print(f"zmi-reconciler: {exc}", file=sys.stderr)
         return 2
-    return serve(settings)
+    return serve(settings, first_build=first_build)
 
 
-def serve(settings: Settings, stop: threading.Event | None = None) -> int:
+#: The part of a first index build (by bytes, newest files) the second process takes: when it starts before
+#: the settings are read (``run``), and when it starts after them and the server lock (:func:`serve` called
+#: directly). The parent meanwhile imports the API, reads the schedule files and builds the app.
+EARLY_SHARE = 0.6
+LATE_SHARE = 0.55
+
+
+def journal_path_guess(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Path | None:
+    """The journal folder as :func:`zmi_reconciler.config.load_settings` will resolve it (``--data-dir`` >
+    ``ZMI_DATA_DIR`` > the settings file's ``data_dir`` > ``var``; ``journal_dir`` of the file, relative to the
+    data dir), read without the settings model, so that a first index build can start before pydantic is
+    imported. Absolute. None when the settings file cannot be read (the real load reports it). Only a guess:
+    :func:`serve` compares it with the settings."""
+    environ = os.environ if environ is None else environ
+    config = getattr(args, "config", None)
+    path = Path(config) if config else Path(environ.get("ZMI_CONFIG") or "zmi-reconciler.toml")
+    values: dict[str, Any] = {}
+    if config or path.exists():
+        import tomllib
+
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return None
+    data_dir = getattr(args, "data_dir", None) or environ.get("ZMI_DATA_DIR") or values.get("data_dir") or "var"
+    journal_dir = values.get("journal_dir") or "journal"
+    if not isinstance(data_dir, str) or not isinstance(journal_dir, str):
+        return None
+    journal = Path(journal_dir)
+    return (journal if journal.is_absolute() else Path(data_dir).absolute() / journal).absolute()
+
+
+def serve(settings: Settings, stop: threading.Event | None = None,
+          first_build: _ColdBuild | None = None) -> int:
     """Run until ``stop`` is set or SIGTERM/SIGINT arrives (signals only when called in the main thread).
 
     Start-up order (the API answers within seconds even for a journal of a million events, SPEC 10): when the
     journal needs a first index build (no cache yet, or a new cache format), a forked process starts on its
     newer files at once; meanwhile this process imports the API, loads the schedule files, synchronises the
     tna store and builds the API app (on the journal object, not yet read: ``defer_open``), then reads the older
-    journal files and replays what the other process built (:meth:`Journal.start_first_build`)."""
+    journal files and replays what the other process built (:meth:`Journal.start_first_build`). ``first_build``:
+    that process when the caller started it earlier (:func:`run`, from :func:`journal_path_guess`); used when it
+    reads ``settings.journal_path``, else cancelled. The caller's build is cancelled on every path."""
     started = time.perf_counter()
     gc_was_enabled = gc.isenabled()
     gc.disable()  # start-up only allocates (imports, schedules, index); collections would just cost time
     try:
-        return _serve(settings, stop, started)
+        return _serve(settings, stop, started, first_build)
     finally:
+        if first_build is not None:  # (a no-op when the journal used it)
+            first_build.cancel()
         if gc_was_enabled:
             gc.enable()
 
 
-def _serve(settings: Settings, stop: threading.Event | None, started: float) -> int:
+def _serve(settings: Settings, stop: threading.Event | None, started: float,
+           early_build: _ColdBuild | None) -> int:
     from zmi_reconciler.journal import Journal
     from zmi_reconciler.locks import StoreBusyError, acquire_server_lock
 
@@ -82,7 +135,12 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float) -> 
         restore()
         return 2
     # Work that needs no journal comes first, so that it overlaps the second index builder (if any).
-    first_build = Journal.start_first_build(settings.journal_path, share=0.55)
+    if early_build is not None and early_build.directory == settings.journal_path.absolute():
+        first_build: _ColdBuild | None = early_build
+    else:
+        if early_build is not None:
+            early_build.cancel()
+        first_build = Journal.start_first_build(settings.journal_path, share=LATE_SHARE)
     try:
         from zmi_reconciler.reconcile import Reconciler, preload
         from zmi_reconciler.runner import Runner
