@@ -538,3 +538,27 @@ def test_readyz_503_until_the_reconciler_has_loaded(env):
         assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
         fresh.reconcile_all()
         assert c.get("/api/v1/readyz").json() == {"status": "ready", "schedules": 0}
+
+
+def test_a_run_command_outside_the_allowlist_is_refused_by_writes_and_flagged_by_validate(tmp_path):
+    """The server knows its allowlist: POST /validate says E031 and a write is 422 with the field path, as
+    `zmi-reconciler validate` with the server's settings file says (a command that could never run)."""
+    env = make_env(tmp_path, commands={"sync-hr": ["/usr/bin/true"]})
+    try:
+        with TestClient(env.app) as client:
+            spec = {"name": "HR sync", "timing": {"type": "manual"},
+                    "tasks": [{"task": "run_command", "params": {"command": "sync-hrr"}}]}
+            report = client.post("/api/v1/validate", json=spec, headers=READ).json()
+            assert report["valid"] is False
+            assert [(f["code"], f["path"]) for f in report["findings"] if f["severity"] == "error"] == [
+                ("E031", "tasks[0].params.command")]
+            assert "sync-hr" in report["findings"][0]["message"]
+            r = client.post("/api/v1/schedules", json={"id": "hr", "spec": spec}, headers=WRITE)
+            assert r.status_code == 422 and r.json()["errors"][0]["code"] == "E031"
+            assert r.json()["errors"][0]["path"] == "tasks[0].params.command"
+            assert list(env.schedules.iterdir()) == []
+            spec["tasks"][0]["params"]["command"] = "sync-hr"
+            assert client.post("/api/v1/validate", json=spec, headers=READ).json()["valid"] is True
+            assert client.post("/api/v1/schedules", json={"id": "hr", "spec": spec}, headers=WRITE).status_code == 201
+    finally:
+        close_env(env)

@@ -46,7 +46,7 @@ def lint(results: list[LoadResult], default_timezone: str, now: datetime | None 
         if result.schedule is None:
             continue
         if commands is not None:
-            findings += _unknown_commands(result, commands)
+            findings += command_errors(result, commands)
         findings += _backup_first(result)
         findings += _timing_notes(result, default_timezone, now)
         findings += _task_hints(result)
@@ -91,7 +91,9 @@ def _duplicate_names(results: list[LoadResult]) -> list[Finding]:
     return findings
 
 
-def _unknown_commands(result: LoadResult, commands: Mapping[str, Sequence[str]]) -> list[Finding]:
+def command_errors(result: LoadResult, commands: Mapping[str, Sequence[str]]) -> list[Finding]:
+    """E031 for each ``run_command`` task of a loaded ``result`` whose command is not in ``commands`` (the
+    server's allowlist, name -> argv); [] when all can run. Used by :func:`lint` and by the API's writes."""
     findings = []
     for index, entry in enumerate(result.schedule.tasks):  # type: ignore[union-attr]
         problem = allowlist_problem(entry.params.command, commands) if entry.task == "run_command" else None

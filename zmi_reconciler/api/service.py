@@ -220,8 +220,14 @@ class ScheduleService:
 
     # ------------------------------------------------------------------ writing
     def _validated(self, schedule_id: str, text: str, file_name: str) -> bytes:
+        """The text to write, or :class:`Invalid` (422) with every loader error, and E031 for a ``run_command``
+        this server's allowlist lacks (it could never run: refused like an invalid value)."""
         result = loader.load_schedule_text(text.encode("utf-8"), file_name)
         errors = _errors(result.findings)
+        if result.schedule is not None and not errors:
+            from zmi_reconciler import lint
+
+            errors = lint.command_errors(result, self.settings.commands)
         if errors or result.schedule is None:
             fields = [error_from_finding(f) for f in errors] or [
                 FieldError(path="", line=0, column=0, code="E000", message="not a valid schedule")]
@@ -401,7 +407,8 @@ class ScheduleService:
             from zmi_reconciler import lint
 
             seen = {(f.code, f.path, f.line, f.message) for f in findings}
-            findings += [f for f in lint.lint([result], self.settings.default_timezone)
+            findings += [f for f in lint.lint([result], self.settings.default_timezone,
+                                              commands=self.settings.commands)
                          if (f.code, f.path, f.line, f.message) not in seen]
         out = [Finding(severity="error" if f.severity == "error" else "warning", code=f.code, path=f.path or "",
                        line=max(f.line or 0, 0), column=max(f.column or 0, 0), message=f.message)
