@@ -562,3 +562,25 @@ def test_a_run_command_outside_the_allowlist_is_refused_by_writes_and_flagged_by
             assert client.post("/api/v1/schedules", json={"id": "hr", "spec": spec}, headers=WRITE).status_code == 201
     finally:
         close_env(env)
+
+
+def test_pausing_a_schedule_whose_command_left_the_allowlist_still_works(tmp_path):
+    """E031 blocks writes that introduce a command the server cannot run, not edits of a file that named it
+    before the allowlist changed: an admin must be able to pause it (and PATCH other fields)."""
+    env = make_env(tmp_path, commands={"sync-hr": ["/usr/bin/true"]})
+    (env.schedules / "hr.yaml").write_text(
+        "name: HR sync\ntiming: {type: daily, at: \"05:00\"}\ntasks:\n  - task: run_command\n"
+        "    params: {command: retired}\n")
+    try:
+        with TestClient(env.app) as client:
+            etag = client.get("/api/v1/schedules/hr", headers=READ).headers["etag"]
+            r = client.post("/api/v1/schedules/hr/pause", headers={**WRITE, "If-Match": etag})
+            assert r.status_code == 200, r.text
+            assert "enabled: false" in (env.schedules / "hr.yaml").read_text()
+            etag = r.headers["etag"]
+            r = client.patch("/api/v1/schedules/hr", json={"tasks": [{"task": "run_command",
+                                                                      "params": {"command": "other"}}]},
+                             headers={**WRITE, "If-Match": etag})
+            assert r.status_code == 422 and r.json()["errors"][0]["code"] == "E031"
+    finally:
+        close_env(env)

@@ -219,15 +219,21 @@ class ScheduleService:
                               running_since=getattr(state, "loaded_at", None) if running else None)
 
     # ------------------------------------------------------------------ writing
-    def _validated(self, schedule_id: str, text: str, file_name: str) -> bytes:
+    def _validated(self, schedule_id: str, text: str, file_name: str, previous: bytes | None = None) -> bytes:
         """The text to write, or :class:`Invalid` (422) with every loader error, and E031 for a ``run_command``
-        this server's allowlist lacks (it could never run: refused like an invalid value)."""
+        this server's allowlist lacks (it could never run: refused like an invalid value) unless ``previous``
+        (the file before an edit) named that command already: pausing a schedule whose command was taken off
+        the allowlist must work."""
         result = loader.load_schedule_text(text.encode("utf-8"), file_name)
         errors = _errors(result.findings)
         if result.schedule is not None and not errors:
             from zmi_reconciler import lint
 
             errors = lint.command_errors(result, self.settings.commands)
+            if errors and previous is not None:
+                before = loader.load_schedule_text(previous, file_name).schedule
+                known = {t.params.command for t in before.tasks if t.task == "run_command"} if before else set()
+                errors = [f for f in errors if _command_at(result, f.path) not in known]
         if errors or result.schedule is None:
             fields = [error_from_finding(f) for f in errors] or [
                 FieldError(path="", line=0, column=0, code="E000", message="not a valid schedule")]
@@ -278,7 +284,7 @@ class ScheduleService:
             except UnicodeDecodeError:
                 raise Invalid("the file is not UTF-8", [FieldError(path="", line=1, column=1, code="E005",
                                                                    message="file is not UTF-8 text")]) from None
-            new_data = self._validated(schedule_id, change(text), path.name)
+            new_data = self._validated(schedule_id, change(text), path.name, previous=data)
             if new_data == data:
                 return Written(self._detail(schedule_id, path.name, data), False)
             self.files.write(schedule_id, new_data)
@@ -471,3 +477,12 @@ def _patch_text(text: str, patch: dict[str, Any]) -> str:
     except yamlio.YamlSyntaxError as exc:
         raise Invalid("the file is not valid YAML; fix it or use PUT", [FieldError(
             path="", line=exc.line, column=exc.column, code="E007", message=str(exc))]) from None
+
+
+def _command_at(result: loader.LoadResult, path: str | None) -> str | None:
+    """The command named by the ``run_command`` task at a finding's path (``tasks[i].params.command``)."""
+    try:
+        index = int((path or "").split("[", 1)[1].split("]", 1)[0])
+        return result.schedule.tasks[index].params.command  # type: ignore[union-attr]
+    except (IndexError, ValueError, AttributeError):
+        return None
