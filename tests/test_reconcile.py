@@ -104,6 +104,49 @@ def test_initial_load_applies_every_valid_file_and_journals_it(env) -> None:
     assert len(runner.calls) == 2
 
 
+def test_preloading_in_a_second_process_gives_what_preload_gives(tmp_path: Path) -> None:
+    """serve's restart path loads the schedule files in a forked child; the parent gets the same results
+    (schedule models with their task entry classes, findings with positions, hashes, bytes, Path files)."""
+    from zmi_reconciler.reconcile import Preloading, preload
+
+    folder = tmp_path / "schedules.d"
+    folder.mkdir()
+    (folder / "nightly.yaml").write_text(NIGHTLY)
+    (folder / "alive.yaml").write_text(ALIVE)
+    (folder / "broken.yaml").write_text("name: Broken\ntiming: {type: daily, at: \"25:00\"}\ntasks: []\n")
+    here = preload(folder)
+    job = Preloading.start(folder)
+    assert job is not None
+    there = job.result()
+    assert there is not None and sorted(there) == sorted(here)
+    for path, result in here.items():
+        other = there[path]
+        assert isinstance(other.file, Path) and other.file == result.file
+        assert (other.schedule, other.findings, other.content_hash, other.data, other.positions) == (
+            result.schedule, result.findings, result.content_hash, result.data, result.positions)
+    assert there[str(folder / "broken.yaml")].schedule is None and there[str(folder / "broken.yaml")].errors
+    assert type(there[str(folder / "nightly.yaml")].schedule.tasks[0]).__name__ == "Task_calculate_days"
+    missing = Preloading.start(tmp_path / "missing")
+    assert missing is not None and missing.result() == {}
+
+
+def test_a_failed_preloading_child_means_loading_here(tmp_path: Path, monkeypatch, caplog) -> None:
+    import multiprocessing
+
+    from zmi_reconciler import reconcile as reconcile_module
+
+    def crash(conn: Any, directory: str, parent_end: Any) -> None:
+        parent_end.close()
+        conn.close()  # dies without sending anything
+        raise SystemExit(3)
+
+    monkeypatch.setattr(reconcile_module, "_preload_child", crash)
+    job = reconcile_module.Preloading.start(tmp_path)
+    assert job is not None and job.result() is None
+    assert "loading them here" in caplog.text
+    assert multiprocessing.active_children() == []
+
+
 def test_preloaded_results_are_used_while_the_file_is_unchanged(tmp_path: Path, monkeypatch) -> None:
     """``serve`` loads the files before the runner exists (``preload``); the first pass takes those results,
     but reads a file again that changed in between, and a file added in between is loaded as usual."""

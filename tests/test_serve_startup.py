@@ -198,3 +198,35 @@ def test_run_starts_the_build_before_the_settings_and_serve_uses_it(
     assert serve_module.run(args) == 0
     assert len(started) == 1 and started[0] is not None and used == started
     assert started[0].directory == settings.journal_path.absolute()
+
+
+def test_a_restart_loads_the_schedule_files_in_a_second_process(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a first index build (the cache is there) the second CPU loads the schedule files; the first
+    reconcile pass takes its results (the file is not loaded again in the server process)."""
+    from zmi_reconciler import reconcile
+
+    monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1 << 40)  # no first build: a restart
+    started: list[object] = []
+    real_start = reconcile.Preloading.start.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type, directory: Path) -> object:
+        job = real_start(cls, directory)
+        started.append(job)
+        return job
+
+    monkeypatch.setattr(reconcile.Preloading, "start", classmethod(spy))
+    loaded_here: list[str] = []
+    real_load = reconcile.load_schedule_file
+
+    def load_spy(path: Path, **kwargs: object) -> object:
+        loaded_here.append(Path(path).name)
+        return real_load(path, **kwargs)
+
+    monkeypatch.setattr(reconcile, "load_schedule_file", load_spy)
+    stop = threading.Event()
+    stop.set()
+    assert serve_module.serve(settings, stop) == 0
+    assert len(started) == 1 and started[0] is not None
+    assert loaded_here == []  # the child loaded nightly.yaml (its load_schedule_file ran there)
+    assert multiprocessing.active_children() == []

@@ -93,6 +93,85 @@ def preload(directory: Path) -> dict[str, LoadResult]:
     return {path: load_schedule_file(Path(path), root=directory) for path in paths}
 
 
+class Preloading:
+    """:func:`preload` in a forked process, for a start where the second CPU has nothing else to do (a restart:
+    the journal index comes from its cache), while this process imports the API and opens the journal. The
+    results come back pickled (~0.1 s for 1,000 files instead of ~0.45 s for loading them). Any failure of the
+    child (no ``fork``, a crash, :attr:`TIMEOUT`) only means the caller loads the files itself."""
+
+    TIMEOUT = 60.0  # seconds :meth:`result` waits
+
+    def __init__(self, directory: Path, process: Any, conn: Any) -> None:
+        self.directory = directory
+        self._process = process
+        self._conn = conn
+
+    @classmethod
+    def start(cls, directory: Path) -> Preloading | None:
+        """Fork the child for ``directory``; None when ``fork`` is missing or fails."""
+        import multiprocessing
+
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        context = multiprocessing.get_context("fork")
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_preload_child, args=(send, str(directory), receive), daemon=True,
+                                  name="zmi-preload")
+        try:
+            process.start()
+        except OSError as exc:
+            log.info("reconcile: cannot fork to load the schedule files (%s); loading them here", exc)
+            receive.close()
+            send.close()
+            return None
+        send.close()
+        return cls(Path(directory), process, receive)
+
+    def result(self) -> dict[str, LoadResult] | None:
+        """What :func:`preload` returned in the child (path -> result), or None when the child failed."""
+        import pickle
+
+        try:
+            if not self._conn.poll(self.TIMEOUT):
+                log.warning("reconcile: loading the schedule files in a second process took longer than %.0f s; "
+                            "loading them here", self.TIMEOUT)
+                return None
+            rows = pickle.loads(self._conn.recv_bytes())
+            return {path: dataclasses.replace(result, file=Path(result.file)) for path, result in rows}
+        except (EOFError, OSError, pickle.UnpicklingError, AttributeError, TypeError, ValueError) as exc:
+            log.warning("reconcile: loading the schedule files in a second process failed (%s); loading them here",
+                        exc)
+            return None
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop the child (idempotent)."""
+        self._conn.close()
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join()
+
+
+def _preload_child(conn: Any, directory: str, parent_end: Any) -> None:
+    """Body of :class:`Preloading`'s process. ``parent_end`` (the pipe's reading end, inherited) is closed so that
+    a send to a parent killed meanwhile fails instead of blocking forever; the server's signal handlers
+    (inherited) are reset: SIGTERM ends the child, a Ctrl-C is the parent's business."""
+    import pickle
+    import signal
+
+    parent_end.close()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.disable(logging.CRITICAL)
+    try:
+        rows = [(path, dataclasses.replace(result, file=str(result.file)))  # a str unpickles 10x faster
+                for path, result in preload(Path(directory)).items()]
+        conn.send_bytes(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
+    finally:
+        conn.close()
+
+
 @dataclass(frozen=True)
 class ScheduleState:
     """What the reconciler knows about one schedule id (the file stem).

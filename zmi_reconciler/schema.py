@@ -172,8 +172,11 @@ class ExcludeWindow(_Strict):
 
 
 def _task_entry_model(spec: catalog.TaskSpec) -> type[BaseModel]:
-    return create_model(
+    """The model of one task entry (``task: <name>`` with that task's params); a module attribute
+    ``Task_<name>`` too, so that loaded schedules can be pickled (``serve`` loads them in a second process)."""
+    model = create_model(
         f"Task_{spec.name}",
+        __module__=__name__,
         __config__=ConfigDict(extra="forbid", strict=True, title=f"task {spec.name}"),
         __doc__=f"{spec.zmi_name}: {spec.description}",
         task=(Literal[spec.name], Field(description=spec.zmi_name)),
@@ -183,6 +186,8 @@ def _task_entry_model(spec: catalog.TaskSpec) -> type[BaseModel]:
                                                      description="what a failure does to the remaining tasks")),
         enabled=(bool, Field(default=True, description="false switches this one task off")),
     )
+    globals()[model.__name__] = model
+    return model
 
 
 _ENTRY_MODELS = {name: _task_entry_model(spec) for name, spec in catalog.REGISTRY.items() if spec.available}

@@ -106,7 +106,9 @@ def serve(settings: Settings, stop: threading.Event | None = None,
     tna store and builds the API app (on the journal object, not yet read: ``defer_open``), then reads the older
     journal files and replays what the other process built (:meth:`Journal.start_first_build`). ``first_build``:
     that process when the caller started it earlier (:func:`run`, from :func:`journal_path_guess`); used when it
-    reads ``settings.journal_path``, else cancelled. The caller's build is cancelled on every path."""
+    reads ``settings.journal_path``, else cancelled. The caller's build is cancelled on every path. Without a
+    first build (a restart: the index comes from its cache) a forked process loads the schedule files instead
+    (:class:`zmi_reconciler.reconcile.Preloading`)."""
     started = time.perf_counter()
     gc_was_enabled = gc.isenabled()
     gc.disable()  # start-up only allocates (imports, schedules, index); collections would just cost time
@@ -141,17 +143,24 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
         if early_build is not None:
             early_build.cancel()
         first_build = Journal.start_first_build(settings.journal_path, share=LATE_SHARE)
+    preloading = None
     try:
-        from zmi_reconciler.reconcile import Reconciler, preload
+        from zmi_reconciler.reconcile import Preloading, Reconciler, preload
         from zmi_reconciler.runner import Runner
 
+        # The schedule files: without a first index build the second CPU is free, so a child loads them.
+        preloading = Preloading.start(settings.schedules_dir) if first_build is None else None
         _import_api()
-        preloaded = preload(settings.schedules_dir)
+        preloaded = preload(settings.schedules_dir) if preloading is None else None
         _sync_store(settings)
         # The index cache is written later (_save_index_soon), not on the path to answering HTTP.
         journal = Journal(settings.journal_path, retention_days=settings.journal_retention_days,
                           save_at_open=False, first_build=first_build, defer_open=True)
         runner = Runner(settings, journal)
+        if preloading is not None:
+            preloaded = preloading.result()
+            if preloaded is None:
+                preloaded = preload(settings.schedules_dir)
         reconciler = Reconciler(settings, runner, journal, preloaded=preloaded)
         app = _create_app(settings, runner, reconciler, journal)  # needs the objects, not the journal's content
         journal.open()
@@ -168,6 +177,8 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
     finally:
         if first_build is not None:  # used by the journal by now, or never: do not leave it waiting
             first_build.cancel()
+        if preloading is not None:
+            preloading.cancel()
     if interrupted:
         log.warning("closed %d run(s) of a previous process as interrupted", len(interrupted))
     reconciler.reconcile_all()
