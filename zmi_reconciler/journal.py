@@ -50,7 +50,9 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
+from zmi_reconciler import forked
 from zmi_reconciler.clock import utc_now
+from zmi_reconciler.durable import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -492,7 +494,7 @@ class Journal:
             new_file = not state.path.exists()
             fd = os.open(state.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if new_file:
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
             self._write_fd, self._write_day = fd, day
         return self._write_fd, state
 
@@ -1470,30 +1472,12 @@ class _ColdBuild:
     @classmethod
     def start(cls, directory: Path, days: list[int]) -> _ColdBuild | None:
         """Fork the child for ``days`` (day ordinals, oldest first); None when ``fork`` is missing or fails."""
-        import multiprocessing
-
-        if "fork" not in multiprocessing.get_all_start_methods():
-            return None
-        context = multiprocessing.get_context("fork")
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_cold_build_child, args=(send, str(directory), days, receive),
-                                  daemon=True, name="zmi-journal-index")
-        try:
-            process.start()
-        except OSError as exc:
-            log.info("journal: cannot fork a second index builder (%s); reading every file here", exc)
-            receive.close()
-            send.close()
-            return None
-        send.close()
-        return cls(Path(directory).absolute(), days, process, receive)
+        child = forked.start(_cold_build_child, (str(directory), days), "zmi-journal-index")
+        return None if child is None else cls(Path(directory).absolute(), days, *child)
 
     def cancel(self) -> None:
         """Stop the child without waiting for its entries."""
-        self._conn.close()
-        if self._process.is_alive():
-            self._process.kill()
-        self._process.join()
+        forked.stop(self._process, self._conn)
 
     def collect(self) -> dict[int, _IndexCache]:
         """The entries by day ordinal ({} when the child failed or took longer than :attr:`TIMEOUT`)."""
@@ -1644,19 +1628,6 @@ def _write_all(fd: int, data: bytes) -> None:
     written = os.write(fd, data)
     while written < len(data):  # only on a full disk or a signal; a regular file write is normally whole
         written += os.write(fd, data[written:])
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from hashlib import sha256
 from pathlib import Path
 
+from zmi_reconciler.durable import fsync_dir
 from zmi_reconciler.schema import is_valid_id
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class LastGoodStore:
                 else:
                     item = next(iter(self._pending.items()))
             if item is None:
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
                 written = False
                 continue
             schedule_id, change = item
@@ -187,7 +188,7 @@ class LastGoodStore:
             copy, data = change
             if not self.directory.is_dir():
                 self.directory.mkdir(parents=True, exist_ok=True)
-                _fsync_dir(self.directory.parent)
+                fsync_dir(self.directory.parent)
             _atomic_write(copy.path, data)
             old = [p for p in old if p != copy.path]
         left = []
@@ -277,17 +278,3 @@ def _atomic_write(path: Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    """fsync ``directory`` so renames and removals in it survive a crash (no-op where unsupported)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

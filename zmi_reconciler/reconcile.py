@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import watchfiles
 
+from zmi_reconciler import forked
 from zmi_reconciler.lastgood import LastGoodStore
 from zmi_reconciler.loader import Finding, LoadResult, is_schedule_file_name, load_schedule_file, load_schedule_text
 from zmi_reconciler.runs import iso_utc
@@ -109,23 +110,8 @@ class Preloading:
     @classmethod
     def start(cls, directory: Path) -> Preloading | None:
         """Fork the child for ``directory``; None when ``fork`` is missing or fails."""
-        import multiprocessing
-
-        if "fork" not in multiprocessing.get_all_start_methods():
-            return None
-        context = multiprocessing.get_context("fork")
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_preload_child, args=(send, str(directory), receive), daemon=True,
-                                  name="zmi-preload")
-        try:
-            process.start()
-        except OSError as exc:
-            log.info("reconcile: cannot fork to load the schedule files (%s); loading them here", exc)
-            receive.close()
-            send.close()
-            return None
-        send.close()
-        return cls(Path(directory), process, receive)
+        child = forked.start(_preload_child, (str(directory),), "zmi-preload")
+        return None if child is None else cls(Path(directory), *child)
 
     def result(self) -> dict[str, LoadResult] | None:
         """What :func:`preload` returned in the child (path -> result), or None when the child failed."""
@@ -147,10 +133,7 @@ class Preloading:
 
     def cancel(self) -> None:
         """Stop the child (idempotent)."""
-        self._conn.close()
-        if self._process.is_alive():
-            self._process.kill()
-        self._process.join()
+        forked.stop(self._process, self._conn)
 
 
 def _preload_child(conn: Any, directory: str, parent_end: Any) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from zmi_reconciler import loader
 from zmi_reconciler.api.problems import NotFound, PreconditionFailed, PreconditionRequired
-from zmi_reconciler.api.yamlio import atomic_write, fsync_dir
+from zmi_reconciler.api.yamlio import atomic_write
+from zmi_reconciler.durable import fsync_dir
 from zmi_reconciler.schema import is_valid_id
 
 

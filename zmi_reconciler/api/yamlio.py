@@ -27,6 +27,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
+from zmi_reconciler.durable import fsync_dir
 from zmi_reconciler.schema import parse_duration
 
 MODELINE = "# yaml-language-server: $schema=../openapi/schedule.schema.json\n"
@@ -328,17 +329,3 @@ def atomic_write(path: Path, data: bytes) -> None:
             pass
         raise
     fsync_dir(directory)
-
-
-def fsync_dir(directory: Path) -> None:
-    """fsync a directory so a rename or unlink in it survives a crash (no-op where unsupported)."""
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)

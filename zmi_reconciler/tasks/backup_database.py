@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from zmi_reconciler.durable import fsync_dir
 from zmi_reconciler.tasks._common import utc_stamp
 from zmi_reconciler.tasks.base import TaskContext, TaskFailed, TaskParams, TaskResult, TaskSpec
 
@@ -173,7 +174,7 @@ def run(ctx: TaskContext, params: Params) -> Result:
                 raise TaskFailed(f"backup verification failed, {target.name} not replaced: {exc}") from exc
             verified = True
         os.replace(staging, target)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     deleted = prune(directory, params.keep) if params.naming == "timestamp" else []
     for path in deleted:
         ctx.log(f"deleted old backup {path.name} (keep {params.keep})")
@@ -181,19 +182,6 @@ def run(ctx: TaskContext, params: Params) -> Result:
     seconds = round(time.monotonic() - started, 3)
     ctx.log(f"backup written: {target.name}, {size} bytes, verified={verified}")
     return Result(file=str(target), bytes=size, seconds=seconds, verified=verified, deleted=len(deleted))
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 SPEC = TaskSpec(
