@@ -1493,10 +1493,7 @@ class _ColdBuild:
             log.warning("journal: the second index builder failed (%s); reading the files here", exc)
             out = {}
         finally:
-            self._conn.close()
-            if self._process.is_alive():
-                self._process.kill()
-            self._process.join()
+            self.cancel()
         return out
 
 
