@@ -115,3 +115,29 @@ def test_restore_into_an_empty_data_dir(setup, tmp_path):
     fresh = make_settings(tmp_path / "fresh")
     assert restore_cli(fresh, str(zip_path), "--yes") == 0
     assert dump_tables(fresh.database_path) == before
+
+
+def test_two_servers_with_their_own_data_dirs_cannot_share_a_journal_or_a_store(tmp_path):
+    """server.lock guards a data dir; a journal folder or tna database configured outside it is locked too, so
+    a second server pointed at the same journal (it would fire every schedule and write the same run ids) or
+    the same store is refused. Nothing stays held after a refusal."""
+    from zmi_reconciler.config import Settings
+
+    shared = tmp_path / "shared"
+    first = Settings(data_dir=tmp_path / "a", journal_dir=shared / "journal", database=shared / "tna.sqlite3")
+    same_journal = Settings(data_dir=tmp_path / "b", journal_dir=shared / "journal")
+    same_store = Settings(data_dir=tmp_path / "c", database=shared / "tna.sqlite3")
+    elsewhere = Settings(data_dir=tmp_path / "d")
+    held = acquire_server_lock(first)
+    try:
+        with pytest.raises(StoreBusyError, match="holds this journal folder"):
+            acquire_server_lock(same_journal)
+        with pytest.raises(StoreBusyError, match="holds this tna database"):
+            acquire_server_lock(same_store)
+        acquire_server_lock(elsewhere).release()
+        assert (shared / "journal" / ".server.lock").exists() and (shared / "tna.sqlite3.server.lock").exists()
+    finally:
+        held.release()
+    # the refused ones kept nothing (their data dir locks were let go) and the shared ones are free again
+    with acquire_server_lock(same_journal) as lock_b, acquire_server_lock(same_store) as lock_c:
+        assert [len(lock_b.locks), len(lock_c.locks)] == [2, 2]

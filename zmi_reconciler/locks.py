@@ -1,4 +1,4 @@
-"""Process locks on the data dir.
+"""Process locks on the data dir (and on a journal folder or tna database configured outside it).
 
 ``serve`` holds :func:`server_lock` for its whole life; offline maintenance that replaces the tna store
 (``zmi-reconciler restore``) takes the same lock without waiting and refuses when it is held, so a restore
@@ -41,15 +41,56 @@ def server_lock(settings: "Settings") -> filelock.FileLock:
     return filelock.FileLock(path, thread_local=False)
 
 
-def acquire_server_lock(settings: "Settings") -> filelock.FileLock:
-    """Take the server lock without waiting and return it (held; release with ``.release()`` or a ``with``).
+class ServerLock:
+    """The held locks of one server: its data dir's, and those of a journal folder or tna database configured
+    outside the data dir (two servers with their own data dirs must not share one journal or one store: both
+    would fire every schedule and write the same run ids). ``release()`` (idempotent) or a ``with`` block."""
 
-    Raises :class:`StoreBusyError` naming the lock file when another process holds it.
+    def __init__(self, locks: list[filelock.FileLock]) -> None:
+        self.locks = locks
+
+    @property
+    def lock_file(self) -> str:
+        """The data dir's lock file."""
+        return self.locks[0].lock_file
+
+    def release(self) -> None:
+        for lock in reversed(self.locks):
+            if lock.is_locked:
+                lock.release()
+
+    def __enter__(self) -> ServerLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def acquire_server_lock(settings: "Settings") -> ServerLock:
+    """Take the server lock without waiting and return it (held; release with ``.release()`` or a ``with``):
+    ``<data_dir>/server.lock``, plus ``<journal>/.server.lock`` and ``<database>.server.lock`` when the journal
+    folder or the tna database lies outside the data dir.
+
+    Raises :class:`StoreBusyError` naming the lock file when another process holds one (nothing stays held).
     """
-    lock = server_lock(settings)
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        raise StoreBusyError(f"a zmi-reconciler server holds the store (lock {lock.lock_file}); "
-                             "stop it first") from None
-    return lock
+    data_dir = Path(settings.data_dir).absolute()
+    paths = [server_lock_path(settings)]
+    journal = Path(settings.journal_path).absolute()
+    if data_dir not in journal.parents:
+        paths.append(journal / f".{SERVER_LOCK_NAME}")
+    database = Path(settings.database_path).absolute()
+    if data_dir not in database.parents:
+        paths.append(database.with_name(f"{database.name}.{SERVER_LOCK_NAME}"))
+    held: list[filelock.FileLock] = []
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(path, thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            ServerLock(held).release()
+            what = "the store" if path == paths[0] else (
+                "this journal folder" if path.parent == journal else "this tna database")
+            raise StoreBusyError(f"a zmi-reconciler server holds {what} (lock {path}); stop it first") from None
+        held.append(lock)
+    return ServerLock(held)
