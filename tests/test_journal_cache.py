@@ -523,12 +523,35 @@ def test_first_build_reads_the_files_itself_when_the_second_builder_fails(
     shutil.rmtree(tmp_path / ".index", ignore_errors=True)
     caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
     assert_same(tmp_path, clock)
-    assert any("second index builder failed" in r.getMessage() for r in caplog.records)
+    assert any("second index builder exited with code 3; reading the files here" in r.getMessage()
+               for r in caplog.records)
 
 
-def test_a_second_builder_whose_parent_died_does_not_stay_behind(tmp_path: Path) -> None:
+def test_a_builder_ended_by_a_signal_is_named_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """systemd stops a service with SIGTERM to the whole process group: the log says so instead of an empty
+    "failed ()"."""
+    import signal
+
+    monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1)
+
+    def terminated(conn: Any, directory: str, days: list[int], parent_end: Any = None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(journal_module, "_cold_build_child", terminated)
+    clock = Clock()
+    _history(tmp_path, clock)
+    shutil.rmtree(tmp_path / ".index", ignore_errors=True)
+    caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
+    assert_same(tmp_path, clock)
+    assert any("second index builder was ended by SIGTERM" in r.getMessage() for r in caplog.records)
+
+
+def test_a_second_builder_whose_parent_died_does_not_stay_behind(tmp_path: Path, capfd) -> None:
     """serve killed with SIGKILL during a first build: the builder's send fails (it closed its copy of the
-    reading end) and it exits, instead of blocking forever on a full pipe."""
+    reading end) and it exits, instead of blocking forever on a full pipe, and without a BrokenPipeError
+    traceback in the server's log (its stderr)."""
     clock = Clock()
     _history(tmp_path, clock)
     journal = Journal(tmp_path, clock=clock, index_cache=False)
@@ -540,7 +563,8 @@ def test_a_second_builder_whose_parent_died_does_not_stay_behind(tmp_path: Path)
     assert build is not None
     build._conn.close()  # what the parent's death does to its end of the pipe
     build._process.join(30)
-    assert not build._process.is_alive()
+    assert not build._process.is_alive() and build._process.exitcode == 0
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_second_builder_entries_that_do_not_fit_are_read_by_the_parent(

@@ -69,6 +69,7 @@ def test_a_stop_during_start_up_ends_before_anything_fires_or_listens(
     stop = threading.Event()
     stop.set()  # SIGTERM arrived while the index was being built
     monkeypatch.setattr(serve_module, "_serve_api", lambda *args: pytest.fail("the API must not start"))
+    monkeypatch.setattr(Journal, "open", lambda self: pytest.fail("the journal is not read for a stop"))
     settings.database_path.parent.mkdir(parents=True, exist_ok=True)
     settings.database_path.write_bytes(b"this is not an SQLite database" * 100)  # damaged: logged, not fatal
     caplog.set_level(logging.INFO, logger="zmi_reconciler.serve")
@@ -79,6 +80,7 @@ def test_a_stop_during_start_up_ends_before_anything_fires_or_listens(
     assert "stopped during start-up" in messages
     assert multiprocessing.active_children() == []
     acquire_server_lock(settings).release()
+    monkeypatch.undo()
     journal = Journal(settings.journal_path, index_cache=False)
     assert journal.count_runs("nightly") == 3 and journal.last_run("nightly")["status"] == "succeeded"
 

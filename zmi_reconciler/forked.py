@@ -40,3 +40,19 @@ def stop(process: Any, receive: Any) -> None:
     if process.is_alive():
         process.kill()
     process.join()
+
+
+def describe_end(process: Any, error: BaseException) -> str:
+    """Why a child's result did not arrive, for a log line: ``"was ended by SIGTERM"`` (a signal to the whole
+    process group, e.g. systemd stopping the service), ``"exited with code 1"``, or ``"failed (<error>)"``."""
+    import signal
+
+    code = process.exitcode
+    if code is not None and code < 0:
+        try:
+            return f"was ended by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was ended by signal {-code}"
+    if code:
+        return f"exited with code {code}"
+    return f"failed ({type(error).__name__}: {error})" if str(error) else f"failed ({type(error).__name__})"

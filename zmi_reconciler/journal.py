@@ -1490,7 +1490,9 @@ class _ColdBuild:
                 log.warning("journal: the second index builder took longer than %.0f s; reading the files here",
                             self.TIMEOUT)
         except (EOFError, OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning("journal: the second index builder failed (%s); reading the files here", exc)
+            self._process.join(1.0)
+            log.warning("journal: the second index builder %s; reading the files here",
+                        forked.describe_end(self._process, exc))
             out = {}
         finally:
             self.cancel()
@@ -1540,7 +1542,10 @@ def _cold_build_child(conn: Any, directory: str, days: list[int], parent_end: An
             out = [(state.day.toordinal(), _CACHE_ENCODER.encode(entry))
                    for state, entry in journal._derive(cacheable)]
     finally:
-        conn.send(out)
+        try:
+            conn.send(out)
+        except OSError:  # the server is gone (killed during start-up): nobody to tell, nothing to print
+            pass
         conn.close()
 
 

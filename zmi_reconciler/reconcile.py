@@ -125,8 +125,9 @@ class Preloading:
             rows = pickle.loads(self._conn.recv_bytes())
             return {path: dataclasses.replace(result, file=Path(result.file)) for path, result in rows}
         except (EOFError, OSError, pickle.UnpicklingError, AttributeError, TypeError, ValueError) as exc:
-            log.warning("reconcile: loading the schedule files in a second process failed (%s); loading them here",
-                        exc)
+            self._process.join(1.0)
+            log.warning("reconcile: the process loading the schedule files %s; loading them here",
+                        forked.describe_end(self._process, exc))
             return None
         finally:
             self.cancel()
@@ -151,6 +152,8 @@ def _preload_child(conn: Any, directory: str, parent_end: Any) -> None:
         rows = [(path, dataclasses.replace(result, file=str(result.file)))  # a str unpickles 10x faster
                 for path, result in preload(Path(directory)).items()]
         conn.send_bytes(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
+    except OSError:  # the server is gone (killed during start-up): nobody to tell, nothing to print
+        pass
     finally:
         conn.close()
 

@@ -163,6 +163,12 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
                 preloaded = preload(settings.schedules_dir)
         reconciler = Reconciler(settings, runner, journal, preloaded=preloaded)
         app = _create_app(settings, runner, reconciler, journal)  # needs the objects, not the journal's content
+        if stop.is_set():  # SIGTERM/SIGINT while loading (systemd stopping us): do not read the journal first
+            journal.close()  # never opened: writes nothing, ends a second index builder
+            log.info("stopped during start-up")
+            server_lock.release()
+            restore()
+            return 0
         journal.open()
         interrupted = journal.close_interrupted()
     except (OSError, ValueError) as exc:
