@@ -230,22 +230,104 @@ def test_undefined_alias():
     assert result.findings[0].message == "undefined alias '*t' (no anchor '&t' before it)"
 
 
-_QUOTE_IT = "inside {...} or [...] (flow style), where YAML reads ':' as a key separator; quote it: "
+_FLOW = ("inside {...} or [...] (flow style): libyaml, the YAML parser used here, does not accept an unquoted ':' "
+         "in a value there (YAML 1.2 itself does); ")
+_QUOTE_IT = _FLOW + "quote it: "
+_PADDED = " (a time is HH:MM with a two-digit hour)"
+_NO_SECONDS = " (a time is HH:MM, without seconds)"
+_AS_DURATION = " (1:30 taken as hours:minutes; a duration takes a unit s, m, h or d, or is whole seconds)"
 
 
 @pytest.mark.parametrize("timing, column, message", [
     ("{type: daily, at: 05:00}", 27, 'unquoted time 05:00 ' + _QUOTE_IT + 'at: "05:00"'),
-    ("{type: daily, at: 5:30}", 27, 'unquoted time 5:30 ' + _QUOTE_IT + 'at: "05:30"'),
+    ("{type: daily, at: 5:30}", 27, 'unquoted time 5:30 ' + _QUOTE_IT + 'at: "05:30"' + _PADDED),
+    ("{type: daily, at: 05:00:00}", 27, 'unquoted time 05:00:00 ' + _QUOTE_IT + 'at: "05:00"' + _NO_SECONDS),
     ("{type: daily, at: [\"04:00\", 22:15]}", 37, 'unquoted time 22:15 ' + _QUOTE_IT + '"22:15"'),
+    ("{type: daily, at: [4:00]}", 28, 'unquoted time 4:00 ' + _QUOTE_IT + '"04:00"' + _PADDED),
     ("{type: weekly, days: [mon],   at:  06:45 }", 44, 'unquoted time 06:45 ' + _QUOTE_IT + 'at: "06:45"'),
     ("{type: daily, note: a:b}", 29, "unquoted value 'a:b' with a ':' " + _QUOTE_IT + 'note: "a:b"'),
 ])
 def test_unquoted_time_in_flow_style_says_to_quote_it(timing: str, column: int, message: str) -> None:
-    """libyaml rejects `{at: 05:00}` with "found unexpected ':'"; the finding points at the time and says how to
-    quote it (block style `at: 05:00` loads, see test_yaml_1_2_scalars)."""
+    """libyaml rejects `{at: 05:00}` with "found unexpected ':'" (YAML 1.2 allows it); the finding points at the
+    time and says what to write (block style `at: 05:00` loads, see test_yaml_1_2_scalars)."""
     result = load(f"name: x\ntiming: {timing}\ntasks: [{{task: calculate_days}}]\n")
     assert [(f.line, f.column, f.code, f.message) for f in result.findings] == [(2, column, "E007", message)]
     assert result.findings[0].text().startswith(f"s.yaml:2:{column}: error E007 unquoted ")
+
+
+@pytest.mark.parametrize("flow, written, fixed", [
+    ("timing: {type: daily, at: 05:00}", "05:00", '"05:00"'),
+    ("timing: {type: daily, at: 5:00}", "5:00", '"05:00"'),
+    ("timing: {type: daily, at: 05:00:00}", "05:00:00", '"05:00"'),
+    ("timing: {type: monthly, day: 1, at: 7:15}", "7:15", '"07:15"'),
+    ("timing: {type: daily, at: [\"04:00\", 5:00]}", "5:00", '"05:00"'),
+    ("exclude: [{from: 4:50, to: \"05:10\"}]", "4:50", '"04:50"'),
+    ("tasks: [{task: calculate_days, timeout: 1:30}]", "1:30", "90m"),
+    ("catch_up: {x: 0:45}", None, None),  # not a key of ours: nothing to check against
+    ("tasks: [{task: alive_check, params: {url: http://mon:8080/ping}}]", "http://mon:8080/ping",
+     '"http://mon:8080/ping"'),
+    ("tasks: [{task: alive_check, params: {expect: [{schedule: nightly, by: 6:00}]}}]", "6:00", '"06:00"'),
+])
+def test_flow_style_hint_loads_when_applied(flow: str, written: str | None, fixed: str | None) -> None:
+    """Each suggestion is checked against the field of its key: written into the file, it loads (timeout is a
+    duration, so 1:30 becomes 90m, not "01:30"; times are HH:MM, so 05:00:00 becomes "05:00")."""
+    base = {"timing": "timing: {type: daily, at: \"05:00\"}", "tasks": "tasks: [{task: calculate_days}]"}
+    key = flow.split(":", 1)[0]
+    parts = [base["timing"] if key != "timing" else flow, "name: x", base["tasks"] if key != "tasks" else flow]
+    if key not in base:
+        parts.append(flow)
+    text = "\n".join(parts) + "\n"
+    finding = load(text).findings[0]
+    assert finding.code == "E007"
+    if written is None:
+        assert finding.message.endswith('quote it: x: "0:45"')
+        return
+    line = next(i for i, part in enumerate(parts) if part == flow)
+    assert (finding.line, finding.column) == (line + 1, flow.index(written) + 1)
+    advice = finding.message.split("(YAML 1.2 itself does); ", 1)[1]
+    assert advice.startswith(("quote it: ", "write ")) and f"{fixed}" in advice.split(" (", 1)[0], advice
+    repaired = text.replace(written, fixed, 1)
+    assert load(repaired).findings == [], repaired
+
+
+@pytest.mark.parametrize("flow, reason", [
+    ("timing: {type: daily, at: 25:00}", "expected a local time HH:MM (00:00..23:59), got '25:00'"),
+    ("timing: {type: daily, at: 05:00:30}", "expected a local time HH:MM (00:00..23:59), got '05:00:30'"),
+    ("timing: {type: hours, every: 1:30}", "expected an integer, got '1:30'"),
+    ("tasks: [{task: calculate_days, params: {from: 5:00}}]", "expected a date YYYY-MM-DD, got '5:00'"),
+])
+def test_flow_style_hint_says_when_no_quoting_helps(flow: str, reason: str) -> None:
+    """No suggestion that would be an E020 next: `at: 25:00` quoted is still no time, `every` is an integer and
+    calculate_days' `from` a date (an exclude window's `from` is a time: see the test above)."""
+    parts = ["name: x", flow if flow.startswith("timing") else "timing: {type: manual}",
+             flow if flow.startswith("tasks") else "tasks: [{task: calculate_days}]"]
+    (finding,) = load("\n".join(parts) + "\n").findings
+    assert finding.code == "E007"
+    assert finding.message.endswith(_FLOW + "quoted, it would not load either: " + reason)
+    assert "quote it" not in finding.message and "write" not in finding.message
+
+
+@pytest.mark.parametrize("block, path, hint", [
+    ("timing:\n  type: daily\n  at: 5:00\n", "timing.at", '; write at: "05:00"' + _PADDED),
+    ("timing:\n  type: daily\n  at: 05:00:00\n", "timing.at", '; write at: "05:00"' + _NO_SECONDS),
+    ("timing:\n  type: daily\n  at:\n    - 5:00\n", "timing.at[0]", '; write "05:00"' + _PADDED),
+    ("timing: {type: manual}\ncatch_up: 1:30\n", "catch_up", "; write catch_up: 90m" + _AS_DURATION),
+])
+def test_block_style_gets_the_same_hint(block: str, path: str, hint: str) -> None:
+    """Block style loads `at: 5:00` as the text '5:00' (E020); its message ends with the suggestion that flow
+    style gives for the same value."""
+    (finding,) = load(f"name: x\n{block}tasks: [{{task: calculate_days}}]\n").findings
+    assert (finding.code, finding.path) == ("E020", path)
+    assert finding.message.endswith(hint), finding.message
+
+
+def test_block_style_duration_hint_in_a_task() -> None:
+    (finding,) = load("name: x\ntiming: {type: manual}\ntasks:\n  - task: calculate_days\n    timeout: 1:30\n"
+                      ).findings
+    assert (finding.code, finding.path) == ("E020", "tasks[0].timeout")
+    assert finding.message.endswith("; write timeout: 90m" + _AS_DURATION)
+    (finding,) = load("name: x\ntiming:\n  type: daily\n  at: 25:00\ntasks: [{task: calculate_days}]\n").findings
+    assert finding.message == "expected a local time HH:MM (00:00..23:59), got '25:00'"
 
 
 def test_other_unexpected_colons_keep_the_parsers_message() -> None:

@@ -442,16 +442,19 @@ def _compose(text: str) -> Node:
 
 
 _FLOW_PLAIN = re.compile(r"[^,\[\]{}\s]+")
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})(:\d{2})?$")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _KEY_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)\s*:\s*$")
+_LIST_KEY_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)\s*:\s*\[[^\[\]{}]*$")
 
 
 def _flow_colon_problem(exc: MarkedYAMLError, text: str) -> _Problem | None:
     """E007 for an unquoted value with a ``:`` inside ``{...}`` or ``[...]`` (flow style), at the value's start.
 
-    ``timing: {type: daily, at: 05:00}``: libyaml (YAML 1.1) stops at the second ``:`` with "found unexpected
-    ':'", although the same ``at: 05:00`` in block style is fine. The message names the value and says how to
-    quote it (``at: "05:00"``; a one-digit hour is padded to HH:MM). None for any other syntax error.
+    ``timing: {type: daily, at: 05:00}`` is valid YAML 1.2, but libyaml (``ruamel.yaml.clib``, the parser we
+    use) stops at the second ``:`` with "found unexpected ':'", while the same ``at: 05:00`` in block style
+    loads. The message names the value and what to write instead, checked against the field of that key
+    (:func:`_colon_fix`): ``at: "05:00"``; ``at: 5:00`` -> ``"05:00"``; ``timeout: 1:30`` -> ``90m``; when no
+    form with that text would load, it says why. None for any other syntax error.
     """
     start = exc.context_mark
     if exc.problem != "found unexpected ':'" or exc.context != "while scanning a plain scalar" or start is None:
@@ -460,15 +463,163 @@ def _flow_colon_problem(exc: MarkedYAMLError, text: str) -> _Problem | None:
     value = _FLOW_PLAIN.match(line_text, start.column)
     if value is None:
         return None
-    key = _KEY_BEFORE.search(line_text, 0, start.column)
     written = value.group(0)
-    time = _TIME.match(written)
-    quoted = f'"{int(time.group(1)):02d}:{time.group(2)}{time.group(3) or ""}"' if time else f'"{written}"'
-    suggestion = f"{key.group(1)}: {quoted}" if key else quoted
-    what = f"unquoted time {written}" if time else f"unquoted value {written!r} with a ':'"
+    key = _KEY_BEFORE.search(line_text, 0, start.column)
+    in_list = key is None
+    key = key or _LIST_KEY_BEFORE.search(line_text, 0, start.column)
+    name = key.group(1) if key else None
+    offset = sum(len(line) + 1 for line in text.split("\n")[:start.line]) + start.column
+    fields = _fields_named(name, _inside_params(text, offset)) if name else ()
+    fix, note = _colon_fix(fields, written, in_list)
+    if _CLOCK.match(written) and (not fields or any(_accepts(f, "00:00", in_list) for f in fields)):
+        what = f"unquoted time {written}"
+    else:
+        what = f"unquoted value {written!r} with a ':'"
+    why = (f"{what} inside {{...}} or [...] (flow style): libyaml, the YAML parser used here, does not accept an "
+           "unquoted ':' in a value there (YAML 1.2 itself does)")
+    if fix is None:
+        return _Problem("E007", start.line + 1, start.column + 1, f"{why}; quoted, it would not load either: {note}")
+    suggestion = f"{name}: {fix}" if name and not in_list else fix
+    verb = "quote it:" if fix.startswith('"') else "write"
     return _Problem("E007", start.line + 1, start.column + 1,
-                    f"{what} inside {{...}} or [...] (flow style), where YAML reads ':' as a key separator; "
-                    f"quote it: {suggestion}")
+                    f"{why}; {verb} {suggestion}" + (f" ({note})" if note else ""))
+
+
+def _inside_params(text: str, offset: int) -> bool:
+    """True when the flow collection around ``offset`` lies inside a task's ``params: {...}`` (brackets are
+    counted backwards from ``offset``; quotes are not parsed, good enough for a hint)."""
+    closed = 0
+    for index in range(offset - 1, -1, -1):
+        ch = text[index]
+        if ch in "}]":
+            closed += 1
+        elif ch in "{[":
+            if closed:
+                closed -= 1
+            elif ch == "{" and re.search(r"(?:^|[\s,{])params\s*:\s*$", text[max(0, index - 80):index]):
+                return True
+    return False
+
+
+def _colon_fix(fields: tuple[Any, ...], written: str, in_list: bool) -> tuple[str | None, str]:
+    """What to write for the value ``written`` (it holds a ``:``) of a key whose fields are ``fields``
+    (:func:`_fields_named`; empty: an unknown key), as ``(YAML token, note)``.
+
+    The token is the first of these that one of the fields accepts: ``written`` itself; as a time ``HH:MM``
+    (``5:00`` -> ``05:00``, ``05:00:00`` -> ``05:00``); as a duration with a unit (``1:30`` read as
+    hours:minutes -> ``90m``). It is double-quoted when it holds a ``:``. The note says what was changed and
+    why. ``(None, reason)`` when no candidate loads: the reason is the error the quoted value would get. For an
+    unknown key the token is ``written`` quoted (the key itself is then reported, E021).
+    """
+    candidates = [(written, "")]
+    clock = _CLOCK.match(written)
+    if clock:
+        hours, minutes, seconds = int(clock.group(1)), int(clock.group(2)), clock.group(3)
+        if seconds in (None, "00"):
+            candidates.append((f"{hours:02d}:{minutes:02d}", "a time is HH:MM, without seconds" if seconds
+                               else "a time is HH:MM with a two-digit hour"))
+        if minutes < 60 and int(seconds or 0) < 60:
+            from zmi_reconciler.schema import format_duration
+
+            total = hours * 3600 + minutes * 60 + int(seconds or 0)
+            unit = "hours:minutes:seconds" if seconds else "hours:minutes"
+            candidates.append((format_duration(total), f"{written} taken as {unit}; a duration takes a unit s, m, "
+                                                       "h or d, or is whole seconds"))
+    if not fields:
+        return _token(written), ""
+    for candidate, note in candidates:
+        if any(_accepts(f, candidate, in_list) for f in fields):
+            return _token(candidate), note
+    return None, _rejection(fields[0], written, in_list)
+
+
+def _token(value: str) -> str:
+    """``value`` as a YAML token that flow style reads back as this text: double-quoted when it has a ``:``."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False) if ":" in value or value != value.strip() else value
+
+
+_ADAPTERS: dict[int, Any] = {}
+
+
+def _adapter(info: Any) -> Any:
+    """A strict pydantic ``TypeAdapter`` for one model field (cached; only built on the error path)."""
+    adapter = _ADAPTERS.get(id(info))
+    if adapter is None:
+        from pydantic import ConfigDict, PydanticUserError, TypeAdapter
+
+        annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        try:
+            adapter = TypeAdapter(annotation, config=ConfigDict(strict=True))
+        except PydanticUserError:  # a model field: models carry their own (strict) config
+            adapter = TypeAdapter(annotation)
+        _ADAPTERS[id(info)] = adapter
+    return adapter
+
+
+def _accepts(info: Any, value: str, in_list: bool) -> bool:
+    """True when the field ``info`` accepts the text ``value`` (as an item of a list when ``in_list``)."""
+    try:
+        _adapter(info).validate_python([value] if in_list else value)
+    except ValidationError:
+        return False
+    return True
+
+
+def _rejection(info: Any, value: str, in_list: bool) -> str:
+    """Why the field ``info`` refuses the text ``value``: the finding message the quoted value would get."""
+    try:
+        _adapter(info).validate_python([value] if in_list else value)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        err = next((e for e in errors if e["type"] not in _TYPE_ERRORS), errors[0])
+        ctx = err.get("ctx") or {}
+        if err["type"] == "string_pattern_mismatch" and ctx.get("pattern") != _HHMM_PATTERN and info.description:
+            return f"expected {info.description}, got {_show(value)}"
+        return _value_message(err["type"], ctx, err["msg"], value, (), None)
+    return "the value is not valid here"
+
+
+#: key as written -> ((FieldInfo, inside a task's params), ...), built on first use.
+_FIELDS: dict[str, tuple[tuple[Any, bool], ...]] = {}
+
+
+def _fields_named(key: str, in_params: bool) -> tuple[Any, ...]:
+    """The model fields (``FieldInfo``) that a schedule file writes as ``key``, among schedule, timings,
+    exclude windows and task entries, or (``in_params``) among the tasks' params; all of them when that side
+    has none. (``from`` is an exclude window's time and a date in ``calculate_days`` params.)"""
+    if not _FIELDS:
+        seen: set[tuple[type[BaseModel], bool]] = set()
+        todo: list[tuple[type[BaseModel], bool]] = [(Schedule, False)]
+        while todo:
+            model, params = todo.pop()
+            if (model, params) in seen:
+                continue
+            seen.add((model, params))
+            for name, info in model.model_fields.items():
+                written = info.alias or name
+                _FIELDS[written] = _FIELDS.get(written, ()) + ((info, params),)
+                item = _item_annotation(info.annotation)
+                inner = _models_in(info.annotation) + (_models_in(item) if item is not None else [])
+                todo.extend((m, params or written == "params") for m in inner)
+    every = _FIELDS.get(key, ())
+    side = tuple(info for info, params in every if params == in_params)
+    return side or tuple(info for info, _ in every)
+
+
+def _colon_hint(path: PathTuple, data: Any, value: str) -> str:
+    """For an invalid text with a ``:`` in block style (``at: 5:00``, ``timeout: 1:30``): ``"; write ..."``
+    with the same suggestion flow style gets (:func:`_colon_fix`), or ``""`` when there is none."""
+    in_list = bool(path) and isinstance(path[-1], int)
+    field_path = path[:-1] if in_list else path
+    info = _field_info(field_path, data)
+    if info is None or not field_path or not isinstance(field_path[-1], str):
+        return ""
+    fix, note = _colon_fix((info,), value, in_list)
+    if fix is None or fix.strip('"') == value:
+        return ""
+    return f"; write {fix if in_list else f'{field_path[-1]}: {fix}'}" + (f" ({note})" if note else "")
 
 
 def _syntax_message(exc: MarkedYAMLError, text: str, mark: Any) -> str:
@@ -774,7 +925,10 @@ def _one_error(file: str, positions: dict[PathTuple, Position], path: PathTuple,
                                                   f"{', '.join(TIMING_TYPES)})", report=path + (tag_key,), key=True)
     if kind in _MAPPING_ERRORS:
         return _at(file, positions, path, "E012", f"expected a mapping (key: value pairs), got {_show(value)}")
-    return _at(file, positions, path, "E020", _value_message(kind, ctx, err["msg"], value, path, data))
+    message = _value_message(kind, ctx, err["msg"], value, path, data)
+    if isinstance(value, str) and ":" in value:
+        message += _colon_hint(path, data, value)
+    return _at(file, positions, path, "E020", message)
 
 
 def _value_message(kind: str, ctx: dict[str, Any], msg: str, value: Any, path: PathTuple, data: Any) -> str:
