@@ -179,3 +179,28 @@ def test_api_error_codes_are_the_loaders(env, client):
     r = client.patch("/api/v1/schedules/nightly", json={"enabled": False}, headers={**WRITE, "If-Match": etag})
     assert r.status_code == 422 and [e["code"] for e in r.json()["errors"]] == ["E007"]
     assert loader.CODES["E007"] == "YAML syntax error"
+
+
+def test_request_errors_use_the_codes_the_readme_lists_for_them(env, client):
+    """The README's code list is the API's too: an unknown key in a body is E021 (not E006, "tab in
+    indentation"), an id that is no file name E003, a body that is no object E012, a task index out of range
+    E020 (found by a QA trial)."""
+    from zmi_reconciler import loader
+
+    def codes(r):
+        assert r.status_code == 422, r.text
+        return [(e["path"], e["code"]) for e in r.json()["errors"]]
+
+    r = client.post("/api/v1/schedules", json={"id": "x", "spec": NIGHTLY, "enabled": False}, headers=WRITE)
+    assert codes(r) == [("enabled", "E021")] and loader.CODES["E021"] == "unknown key"
+    assert "unknown key 'enabled' (allowed: id, spec)" in r.text
+    assert codes(client.post("/api/v1/schedules", json={"id": "X!", "spec": NIGHTLY}, headers=WRITE)) == [
+        ("id", "E003")]
+    assert codes(client.post("/api/v1/schedules", json={"id": "x", "spec": [1]}, headers=WRITE)) == [
+        ("spec", "E012")]
+    _create(client)
+    runs = "/api/v1/schedules/nightly/runs"
+    assert codes(client.post(runs, json={"tasks": [5]}, headers=WRITE)) == [("tasks[0]", "E020")]
+    assert codes(client.post(runs, json={"tasks": [0], "wait": 1}, headers=WRITE)) == [("wait", "E021")]
+    assert codes(client.post(runs, json={"tasks": "all"}, headers=WRITE)) == [("tasks", "E020")]
+    assert list(env.schedules.iterdir()) == [env.schedules / "nightly.yaml"]

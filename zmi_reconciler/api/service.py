@@ -249,7 +249,7 @@ class ScheduleService:
     def create(self, schedule_id: Any, document: Any) -> Written:
         """Create ``<id>.yaml`` from a document (modeline, canonical order). 409 if it exists, 422 if invalid."""
         if not isinstance(schedule_id, str) or not is_valid_id(schedule_id):
-            raise Invalid("invalid id", [FieldError(path="id", line=0, column=0, code="E001",
+            raise Invalid("invalid id", [FieldError(path="id", line=0, column=0, code="E003",
                                                     message="id must match ^[a-z0-9][a-z0-9_-]{0,62}$")])
         document = _require_object(document, "spec")
         with self.files.locked(schedule_id):
@@ -308,7 +308,7 @@ class ScheduleService:
                 path="tasks", line=0, column=0, code="E020",
                 message=f"tasks must list at least one index 0..{len(schedule.tasks) - 1} (omit it to run all)")])
         if tasks is not None:
-            bad = [FieldError(path=f"tasks[{i}]", line=0, column=0, code="E003",
+            bad = [FieldError(path=f"tasks[{i}]", line=0, column=0, code="E020",
                               message=f"task index {t} out of range 0..{len(schedule.tasks) - 1}")
                    for i, t in enumerate(tasks) if not 0 <= t < len(schedule.tasks)]
             if bad:
@@ -460,7 +460,7 @@ def _errors(findings: list[Any]) -> list[Any]:
 def _require_object(value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Invalid("the document must be a JSON object", [FieldError(
-            path=path, line=0, column=0, code="E004", message=f"expected an object, got {type(value).__name__}")])
+            path=path, line=0, column=0, code="E012", message=f"expected an object, got {type(value).__name__}")])
     return value
 
 

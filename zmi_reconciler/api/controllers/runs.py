@@ -18,7 +18,12 @@ from zmi_reconciler.api.service import MAX_WAIT_SECONDS, ScheduleService
 _LOCATION = [ResponseHeader(name="Location", description="/api/v1/runs/{run_id}", documentation_only=True)]
 
 
+#: pydantic error type -> the loader's finding code (unknown key, mapping expected); anything else is E020.
+_CODES = {"extra_forbidden": "E021", "model_type": "E012", "dict_type": "E012"}
+
+
 def _trigger_body(body: Any) -> list[int] | None:
+    """The task indexes of a trigger body (None: all tasks); 422 with the loader's codes otherwise."""
     if body is None:
         return None
     try:
@@ -26,8 +31,9 @@ def _trigger_body(body: Any) -> list[int] | None:
     except ValueError as exc:
         errors = getattr(exc, "errors", lambda: [])()
         raise Invalid("invalid trigger request", [
-            FieldError(path=".".join(str(p) for p in e.get("loc", ())), line=0, column=0, code="E007",
-                       message=e.get("msg", "invalid")) for e in errors]) from None
+            FieldError(path=".".join(str(p) for p in e.get("loc", ())), line=0, column=0,
+                       code=_CODES.get(e.get("type"), "E020"), message=e.get("msg", "invalid"))
+            for e in errors]) from None
 
 
 class ScheduleRunsController(Controller):

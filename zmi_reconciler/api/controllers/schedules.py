@@ -58,7 +58,7 @@ class SchedulesController(Controller):
         extra = sorted(set(body) - {"id", "spec"})
         if extra:
             raise Invalid("unknown keys in the request", [
-                FieldError(path=k, line=0, column=0, code="E006", message="unknown key; expected id and spec")
+                FieldError(path=k, line=0, column=0, code="E021", message=f"unknown key '{k}' (allowed: id, spec)")
                 for k in extra])
         result = await call(service.create, body.get("id"), body.get("spec"))
         return detail_response(result.detail, 201, Location=f"/api/v1/schedules/{result.detail.id}")
