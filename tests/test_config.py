@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,70 @@ def test_mail_folder_resolves_under_data_dir(tmp_path):
     cfg = tmp_path / "zmi.toml"
     cfg.write_text(f'[smtp]\ntransport = "folder"\nfolder = "{tmp_path / "pickup"}"\n')
     assert load_settings(cfg, overrides={"data_dir": tmp_path / "var"}, environ={}).mail_path == tmp_path / "pickup"
+
+
+def test_empty_zmi_config_counts_as_unset(tmp_path, monkeypatch):
+    """`ZMI_CONFIG=` read the folder '.' ("cannot read settings: '.' is a directory") while an empty
+    ZMI_DATA_DIR was ignored; now both are unset: ./zmi-reconciler.toml when it exists, else the defaults."""
+    from zmi_reconciler.config import config_file_path
+
+    monkeypatch.chdir(tmp_path)
+    assert config_file_path(None, {"ZMI_CONFIG": ""}) == Path("zmi-reconciler.toml")
+    assert load_settings(None, environ={"ZMI_CONFIG": ""}).port == 8080
+    (tmp_path / "zmi-reconciler.toml").write_text("port = 9001\n")
+    assert load_settings(None, environ={"ZMI_CONFIG": "", "ZMI_DATA_DIR": ""}).port == 9001
+    assert load_settings(None, environ={"ZMI_CONFIG": ""}).data_dir == tmp_path / "var"
+
+
+def test_settings_errors_are_one_line_each_with_where_and_no_pydantic_dump(tmp_path):
+    cfg = tmp_path / "zmi.toml"
+    cfg.write_text('port = "abc"\nprot = 1\n\n[smtp]\nhost = "mail"\nsecurity = "tls"\n'
+                   '[[tokens]]\nname = "ci"\nsha256 = "zz"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, overrides={"host": None}, environ={"ZMI_DEFAULT_TIMEZONE": "Mars/Olympus"})
+    assert str(info.value).splitlines() == [
+        "invalid settings (5 problems):",
+        f"{cfg}:1: port: expected an integer, got 'abc'",
+        "ZMI_DEFAULT_TIMEZONE: default_timezone: unknown IANA time zone 'Mars/Olympus'",
+        f"{cfg}:9: tokens[0].sha256: expected text matching ^[0-9a-f]{{64}}$, got 'zz'",
+        f"{cfg}:6: smtp.security: expected 'plain', 'starttls' or 'ssl', got 'tls'",
+        f"{cfg}:2: unknown setting 'prot'; did you mean 'port'?",
+    ]
+    assert "pydantic" not in str(info.value) and "input_value" not in str(info.value)
+
+
+def test_settings_errors_name_the_table_the_flag_or_the_variable(tmp_path):
+    cfg = tmp_path / "zmi.toml"
+    cfg.write_text('[commands]\nsync = []\n[[tokens]]\nrole = "read"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, environ={})
+    assert str(info.value).splitlines() == [
+        "invalid settings (3 problems):",
+        f"{cfg}:1: commands: command 'sync' has an empty argv",
+        f"{cfg}:3: tokens[0].name: missing (required)",
+        f"{cfg}:3: tokens[0].sha256: missing (required)",
+    ]
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, overrides={"port": "x"}, environ={"ZMI_CONFIG": str(tmp_path / "absent")})
+    assert str(info.value) == "invalid settings: command line: port: expected an integer, got 'x'"
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, environ={"ZMI_CONFIG": str(tmp_path / "absent"), "ZMI_MAIL_TRANSPORT": "pigeon"})
+    assert str(info.value) == ("invalid settings: ZMI_MAIL_TRANSPORT: smtp.transport: expected 'smtp' or 'folder', "
+                               "got 'pigeon'")
+    with pytest.raises(ConfigError, match="is a directory, expected a TOML file"):
+        load_settings(tmp_path, environ={})
+
+
+def test_relative_dirs_are_relative_to_the_working_directory_not_the_settings_file(tmp_path, monkeypatch):
+    """What the README's "Relative paths" says: a relative data_dir in a settings file elsewhere lands in the
+    working directory; the other paths are relative to the data dir."""
+    etc, cwd = tmp_path / "etc", tmp_path / "home"
+    etc.mkdir(), cwd.mkdir()
+    (etc / "zmi.toml").write_text('data_dir = "var"\nschedules_dir = "schedules.d"\nbackup_dir = "bk"\n')
+    monkeypatch.chdir(cwd)
+    s = load_settings(None, environ={"ZMI_CONFIG": str(etc / "zmi.toml")})
+    assert (s.data_dir, s.schedules_dir, s.backup_path) == (cwd / "var", cwd / "schedules.d", cwd / "var" / "bk")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    settings_section = readme[readme.index("## Settings"):].split("\n## ", 1)[0]
+    assert "relative to the **current working directory of the process**, not to the settings file" in \
+        settings_section

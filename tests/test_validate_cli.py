@@ -155,6 +155,16 @@ def test_run_command_allowlist_from_config_flag_and_env(capsys, monkeypatch, tmp
     assert run(capsys, "s", *NOW)[0] == 0
 
 
+def test_empty_zmi_config_is_unset_for_the_allowlist_too(capsys, monkeypatch):
+    """`ZMI_CONFIG=` is no settings file (it was read as the folder '.': exit 2): without
+    ./zmi-reconciler.toml nothing is said about commands, with it that file's allowlist counts."""
+    make(Path("s"), sync=SYNC)
+    monkeypatch.setenv("ZMI_CONFIG", "")
+    assert run(capsys, "s", *NOW)[:2] == (0, "1 file checked: 0 errors, 0 warnings\n")
+    Path("zmi-reconciler.toml").write_text('[commands]\nsync-hr = ["/opt/hr/bin/sync"]\n', encoding="utf-8")
+    assert run(capsys, "s", *NOW)[1].splitlines()[0] == E031
+
+
 def test_bad_now_is_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["validate", "--now", "yesterday"])

@@ -1,18 +1,23 @@
 """Server settings: ``zmi-reconciler.toml`` (or ``--config FILE``), overridden by ``ZMI_*`` environment
 variables, overridden by command-line flags (SPEC section 9).
 
-Relative directories (inbox, backup, export, journal) are resolved against the data dir; user-given paths
-(task params, API input) go through :func:`confined_path`, which refuses anything that leaves its root.
+Relative ``data_dir`` and ``schedules_dir`` are resolved against the current working directory of the process
+(not the settings file's folder); the other relative paths (inbox, backup, export, journal, database, master
+data, mail folder) against the data dir. User-given paths (task params, API input) go through
+:func:`confined_path`, which refuses anything that leaves its root.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_CONFIG_FILE = "zmi-reconciler.toml"
 
@@ -172,40 +177,151 @@ _ENV: dict[str, str] = {
 }
 
 
+def config_file_path(config_file: str | os.PathLike[str] | None = None,
+                     environ: Mapping[str, str] | None = None) -> Path:
+    """The settings file :func:`load_settings` reads: ``config_file`` (``--config``), else ``ZMI_CONFIG``, else
+    ``./zmi-reconciler.toml``. An empty ``ZMI_CONFIG=`` counts as unset, like the other ``ZMI_*`` variables."""
+    environ = os.environ if environ is None else environ
+    return Path(config_file) if config_file else Path(environ.get("ZMI_CONFIG") or DEFAULT_CONFIG_FILE)
+
+
 def load_settings(config_file: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None,
                   environ: dict[str, str] | None = None) -> Settings:
     """Load settings: file < environment < ``overrides`` (flags; ``None`` values are ignored).
 
-    ``config_file`` None means ``./zmi-reconciler.toml`` when it exists. Raises :class:`ConfigError` with the
-    setting's name when a value is invalid or the named file is missing/unreadable.
+    The file is :func:`config_file_path`; ``./zmi-reconciler.toml`` is optional, a named one must exist.
+    Relative ``data_dir`` and ``schedules_dir`` are made absolute against the current working directory (not
+    the settings file's folder); the other paths are relative to ``data_dir``. Raises :class:`ConfigError`
+    when the named file is missing or unreadable, or with one line per invalid value naming where it was set
+    (``file:line``, the environment variable or the command line), the setting and what was expected.
     """
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    path = Path(config_file) if config_file else Path(environ.get("ZMI_CONFIG", DEFAULT_CONFIG_FILE))
+    origins: dict[str, str] = {}
+    text = ""
+    path = config_file_path(config_file, environ)
     if config_file or path.exists():
         import tomllib  # lazy: only a settings file needs it (Settings() and the API do not)
 
         try:
-            values.update(tomllib.loads(path.read_text(encoding="utf-8")))
+            text = path.read_text(encoding="utf-8")
+            values.update(tomllib.loads(text))
         except FileNotFoundError as exc:
             raise ConfigError(f"{path}: settings file not found") from exc
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        except IsADirectoryError as exc:
+            raise ConfigError(f"{path}: cannot read settings: is a directory, expected a TOML file") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read settings: {exc.strerror or exc}") from exc
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read settings: {exc}") from exc
+        origins = {key: str(path) for key in values}
     for var, key in _ENV.items():
         if var in environ and environ[var] != "":
             values[key] = environ[var]
+            origins[key] = var
     if environ.get("ZMI_MAIL_TRANSPORT"):  # nested: [smtp] transport; the file's other [smtp] keys are kept
         smtp = values.get("smtp", {})
         if isinstance(smtp, dict):
             values["smtp"] = {**smtp, "transport": environ["ZMI_MAIL_TRANSPORT"]}
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+            origins.setdefault("smtp", "ZMI_MAIL_TRANSPORT")
+            origins["smtp.transport"] = "ZMI_MAIL_TRANSPORT"
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+            origins[key] = "command line"
     try:
         settings = Settings.model_validate(values)
-    except ValueError as exc:
-        raise ConfigError(f"invalid settings ({path}): {exc}") from exc
+    except ValidationError as exc:
+        problems = [_problem(err, origins, path, text) for err in exc.errors(include_url=False)]
+        head = "invalid settings:" if len(problems) == 1 else f"invalid settings ({len(problems)} problems):"
+        raise ConfigError("\n".join([head + " " + problems[0]] if len(problems) == 1 else [head, *problems])) \
+            from None
     settings.data_dir = settings.data_dir.absolute()
     settings.schedules_dir = settings.schedules_dir.absolute()
     return settings
+
+
+_EXPECTED = {"int_type": "an integer", "int_parsing": "an integer", "int_from_float": "a whole number",
+             "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+             "bool_parsing": "true or false", "string_type": "text", "list_type": "a list",
+             "dict_type": "a table", "model_type": "a table", "path_type": "a path (text)"}
+
+
+def _problem(err: Any, origins: dict[str, str], path: Path, text: str) -> str:
+    """One pydantic error as ``<where>: <setting>: <what is wrong>`` (no pydantic dump, no URL)."""
+    loc = tuple(err["loc"])
+    setting = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    origin = origins.get(".".join(str(p) for p in loc[:2])) or origins.get(str(loc[0])) if loc else None
+    if origin == str(path):
+        line = _toml_line(text, loc)
+        origin = f"{path}:{line}" if line else str(path)
+    where = origin or str(path)
+    got = f", got {value!r}" if isinstance(value, (str, int, float, bool)) else ""
+    if kind == "extra_forbidden":
+        model: Any = Settings
+        for part in loc[:-1]:  # the model that holds the unknown key: Settings, SmtpSettings or ApiToken
+            field = model.model_fields.get(part) if isinstance(part, str) else None
+            inner = field.annotation if field is not None else None
+            inner = (get_args(inner) or (None,))[0] if get_origin(inner) is list else inner
+            model = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else model
+        allowed = list(getattr(model, "model_fields", {}))
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return f"{where}: unknown setting '{setting}'{hint}"
+    if kind == "missing":
+        return f"{where}: {setting}: missing (required)"
+    if kind in _EXPECTED:
+        what = f"expected {_EXPECTED[kind]}{got}"
+    elif kind in ("literal_error", "enum"):
+        what = f"expected {ctx.get('expected')}{got}"
+    elif kind == "string_pattern_mismatch":
+        what = f"expected text matching {ctx.get('pattern')}{got}"
+    elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        op, bound = {"greater_than_equal": (">=", "ge"), "less_than_equal": ("<=", "le"),
+                     "greater_than": (">", "gt"), "less_than": ("<", "lt")}[kind]
+        what = f"expected a value {op} {ctx.get(bound)}{got}"
+    elif kind in ("value_error", "assertion_error"):
+        what = re.sub(r"^(Value|Assertion) error, ", "", err["msg"])
+    else:
+        what = f"{err['msg']}{got}"
+    return f"{where}: {setting}: {what}"
+
+
+_TABLE = re.compile(r"^\[\s*([A-Za-z0-9_.\"' -]+?)\s*\]\s*(#.*)?$")
+_ARRAY_TABLE = re.compile(r"^\[\[\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]\s*(#.*)?$")
+_KEY = re.compile(r"^([A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')\s*(?:\.\s*[A-Za-z0-9_-]+\s*)*=")
+
+
+def _toml_line(text: str, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the key at ``loc`` (``("smtp", "port")``, ``("tokens", 0, "sha256")``) in the TOML
+    ``text``, or of its nearest table or key above it; None when not found. A line scan, not a TOML parser:
+    enough to point at a setting."""
+    table: tuple[Any, ...] = ()
+    arrays: dict[str, int] = {}
+    best: tuple[int, int] | None = None  # (matched length of loc, line)
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        header = _ARRAY_TABLE.match(line)
+        if header:
+            name = header.group(1).strip("\"'")
+            arrays[name] = arrays.get(name, -1) + 1
+            table = (name, arrays[name])
+        else:
+            header = _TABLE.match(line)
+            if header:
+                table = tuple(part.strip().strip("\"'") for part in header.group(1).split("."))
+        if header:
+            if loc[:len(table)] == table and (best is None or len(table) > best[0]):
+                best = (len(table), number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            dotted = line.split("=", 1)[0]
+            full = table + tuple(part.strip().strip("\"'") for part in dotted.split("."))
+            if loc[:len(full)] == full and (best is None or len(full) > best[0]):
+                best = (len(full), number)
+    return best[1] if best else None
 
 
 def settings_from_args(args: Any) -> Settings:

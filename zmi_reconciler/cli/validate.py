@@ -38,7 +38,7 @@ from typing import TextIO
 # validate needs none and must start fast in CI (an explicit setting in the environment still wins).
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-from zmi_reconciler.config import DEFAULT_CONFIG_FILE, ConfigError, Settings, settings_from_args  # noqa: E402
+from zmi_reconciler.config import ConfigError, Settings, config_file_path, settings_from_args  # noqa: E402
 from zmi_reconciler.loader import Finding, LoadResult, load_paths  # noqa: E402
 
 EXPLAIN_FIRES = 5
@@ -132,8 +132,7 @@ def known_allowlist(args: argparse.Namespace, settings: Settings,
     ``--config``, else ``ZMI_CONFIG``, else ``./zmi-reconciler.toml`` when it exists.
     """
     config = getattr(args, "config", None)
-    path = Path(config) if config else Path(environ.get("ZMI_CONFIG", DEFAULT_CONFIG_FILE))
-    return settings.commands if config or path.exists() else None
+    return settings.commands if config or config_file_path(None, environ).exists() else None
 
 
 def _display_path(path: Path) -> Path:
