@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,12 +12,16 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from zmi_reconciler import loader
 from zmi_reconciler.cli.schema import DRAFT_07, render, schedule_schema
 from zmi_reconciler.lint import lint
 from zmi_reconciler.loader import load_paths, load_schedule_text
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((REPO / "schedules.d").glob("*.yaml"))
+#: The shipped examples (the manual's recommended setup). A known list, not the folder: users experiment in
+#: schedules.d/ (the README's walkthrough copies backup-now.yaml), and their files are not ours to check.
+SHIPPED = ("alive", "backup-now", "nightly", "payroll-export", "terminal-import")
+EXAMPLES = [REPO / "schedules.d" / f"{name}.yaml" for name in SHIPPED]
 SCHEMA_FILE = REPO / "openapi" / "schedule.schema.json"
 MODELINE = "# yaml-language-server: $schema=../openapi/schedule.schema.json"
 
@@ -48,8 +53,26 @@ def test_schema_command_prints_the_schema(capsys):
     assert json.loads(capsys.readouterr().out) == schedule_schema()
 
 
+def test_shipped_list_is_the_examples_tracked_in_git():
+    """SHIPPED names every schedule file git tracks in schedules.d/ (a new example must be added to it)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "schedules.d"], cwd=REPO, capture_output=True, text=True,
+                                check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    if not listed:
+        pytest.skip("schedules.d is not tracked here (an export without git metadata)")
+    assert sorted(Path(p).stem for p in listed if loader.is_schedule_file_name(Path(p).name)) == list(SHIPPED)
+    assert all(path.is_file() for path in EXAMPLES)
+
+
 def test_examples_cover_the_recommended_setup():
-    by_id = {r.schedule_id: r.schedule for r in load_paths([REPO / "schedules.d"])}
+    check_recommended_setup(EXAMPLES)
+
+
+def check_recommended_setup(paths: list[Path]) -> None:
+    """The shipped files at ``paths`` are the manual's recommended setup."""
+    by_id = {r.schedule_id: r.schedule for r in load_paths(paths)}
     tasks = {i: [t.task for t in s.tasks] for i, s in by_id.items()}
     assert tasks["nightly"] == ["backup_database", "calculate_days", "calculate_months", "send_notifications"]
     assert by_id["nightly"].timing.type == "daily" and by_id["nightly"].timing.at == "05:00"
@@ -83,11 +106,50 @@ def test_example_validates_against_json_schema(path):
     jsonschema.Draft7Validator(committed_schema()).validate(data)
 
 
-def test_examples_folder_validates_as_a_whole(capsys):
+def test_examples_validate_as_a_whole(capsys):
+    """The shipped files together (cross-file checks: W002 same name, E030 same id) pass `validate --strict`."""
+    assert validate_strict(EXAMPLES, capsys) == (0, f"{len(EXAMPLES)} files checked: 0 errors, 0 warnings\n")
+
+
+def validate_strict(paths: list[Path], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """(exit code, output) of `zmi-reconciler validate --strict` on ``paths``."""
     from zmi_reconciler.cli import main
 
-    code = main(["validate", str(REPO / "schedules.d"), "--strict", "--now", "2026-03-01T00:00:00Z"])
-    assert code == 0, capsys.readouterr().out
+    capsys.readouterr()
+    code = main(["validate", *map(str, paths), "--strict", "--now", "2026-03-01T00:00:00Z"])
+    return code, capsys.readouterr().out
+
+
+def test_examples_are_checked_whatever_else_is_in_the_folder(tmp_path, capsys):
+    """The README walkthrough (a copy of backup-now.yaml with another timing, then broken) made `make test` fail
+    when the checks read the folder (W002 'Backup now' twice; the broken file's schedule None). The checks read
+    the shipped files only: here on a copy of the folder with such experiments added."""
+    folder = tmp_path / "schedules.d"
+    folder.mkdir()
+    shipped = [folder / path.name for path in EXAMPLES]
+    for path in EXAMPLES:
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "my-backup.yaml").write_text((folder / "backup-now.yaml").read_text().replace(
+        "  type: manual", "  type: minutes\n  every: 1"))
+    (folder / "broken.yaml").write_text("name: Broken\ntiming: {type: minutes, every: \"often\"}\n")
+    code, out = validate_strict([folder], capsys)
+    assert code == 1 and "W002" in out and "E020" in out  # what a folder-wide check would have failed on
+    check_recommended_setup(shipped)
+    assert validate_strict(shipped, capsys) == (0, f"{len(shipped)} files checked: 0 errors, 0 warnings\n")
+
+
+def test_readme_walkthrough_copy_with_its_own_name_keeps_the_folder_valid(tmp_path, capsys):
+    """The README tells to give the copy a name of its own; done so, `validate --strict` on the folder passes."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    walkthrough = readme[readme.index("### Edit a schedule and watch it reload"):].split("\n### ", 1)[0]
+    assert "give it a name of its own (`name: My\nbackup`" in walkthrough
+    folder = tmp_path / "schedules.d"
+    folder.mkdir()
+    for path in EXAMPLES:
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "my-backup.yaml").write_text((folder / "backup-now.yaml").read_text().replace(
+        "name: Backup now", "name: My backup").replace("  type: manual", "  type: minutes\n  every: 1"))
+    assert validate_strict([folder], capsys) == (0, "6 files checked: 0 errors, 0 warnings\n")
 
 
 @pytest.mark.parametrize("document", [
