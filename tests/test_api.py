@@ -473,6 +473,65 @@ def test_never_valid_schedule_has_no_running_definition(env, client):
     assert (detail["spec"], detail["running_spec"], detail["running_content_hash"]) == (None, None, None)
 
 
+def _pause_with_etag(client, schedule_id: str):
+    etag = client.get(f"/api/v1/schedules/{schedule_id}", headers=READ).headers["etag"]
+    return client.post(f"/api/v1/schedules/{schedule_id}/pause", headers={**WRITE, "If-Match": etag})
+
+
+def test_pausing_a_degraded_schedule_reports_the_file_on_disk_and_what_runs(env, client):
+    """QA: with x.yaml broken (`every: "x"` on line 2) and its last good version running, pause answered
+    "1 error(s) ... nothing was written" at line 3 (the line in the document after `enabled: false` was
+    inserted). The 422 gives the error where it is in the file on disk, says that the last good version keeps
+    running and how to stop it; nothing is written."""
+    good = "name: x\ntiming: {type: minutes, every: 5}\ntasks: [{task: calculate_days}]\n"
+    path = _put_file(env, "x.yaml", good)
+    loaded_at = env.reconciler.states()["x"].loaded_at
+    broken = good.replace("every: 5", 'every: "x"')
+    _put_file(env, "x.yaml", broken)
+    r = _pause_with_etag(client, "x")
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert [(e["path"], e["line"], e["column"], e["code"]) for e in body["errors"]] == [("timing.every", 2, 32, "E020")]
+    assert body["errors"][0]["message"] == "expected an integer, got 'x'"
+    assert body["detail"] == (
+        "pause not applied, nothing was written: x.yaml has 1 error(s) on disk that the pause leaves in place "
+        "(lines and columns as in the file on disk). Its last good version keeps running (running since "
+        f"{loaded_at.isoformat(timespec='seconds')}). To stop it, fix the file (edit it, or PUT a valid schedule) "
+        "or delete it (DELETE /api/v1/schedules/x).")
+    assert path.read_text() == broken
+    assert env.reconciler.states()["x"].schedule.enabled is True
+
+
+def test_patch_on_a_degraded_schedule_reports_its_own_errors_apart(env, client):
+    """Errors the edit adds keep their place in the edited document; a file that never loaded says so; a PUT
+    that fixes the file is written."""
+    _put_file(env, "never.yaml", "name: x\ntiming: {type: daily, at: '99:00'}\ntasks: [{task: calculate_days}]\n")
+    etag = client.get("/api/v1/schedules/never", headers=READ).headers["etag"]
+    r = client.patch("/api/v1/schedules/never", json={"overlap": "sometimes"}, headers={**WRITE, "If-Match": etag})
+    assert r.status_code == 422, r.text
+    assert [(e["path"], e["line"], e["code"]) for e in r.json()["errors"]] == [("timing.at", 2, "E020"),
+                                                                               ("overlap", 3, "E020")]
+    assert ("never.yaml has 1 error(s) on disk that the PATCH leaves in place (lines and columns as in the file on "
+            "disk), and 1 error(s) that the PATCH adds. No version of it runs: it has never loaded. To change that, "
+            "fix the file") in r.json()["detail"]
+    r = client.put("/api/v1/schedules/never", json={"name": "x", "timing": {"type": "daily", "at": "09:00"},
+                                                    "tasks": [{"task": "calculate_days"}]},
+                   headers={**WRITE, "If-Match": etag})
+    assert r.status_code == 200, r.text
+    assert env.reconciler.states()["never"].degraded is False
+
+
+def test_pausing_a_file_with_a_syntax_error_points_into_the_file(env, client):
+    _put_file(env, "syn.yaml", "name: x\ntiming: {type: manual}\ntasks: [{task: calculate_days}]\n")
+    _put_file(env, "syn.yaml", "name: x\ntiming: {type: daily, at: 05:00}\ntasks: [{task: calculate_days}]\n")
+    r = _pause_with_etag(client, "syn")
+    assert r.status_code == 422, r.text
+    (error,) = r.json()["errors"]
+    assert (error["line"], error["column"], error["code"]) == (2, 27, "E007")
+    assert error["message"].endswith('quote it: at: "05:00"')
+    assert "Its last good version keeps running" in r.json()["detail"]
+
+
 # ---------------------------------------------------------------------------------------------- OpenAPI
 def test_committed_openapi_json_is_current():
     from zmi_reconciler.api.app import openapi_json

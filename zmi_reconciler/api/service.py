@@ -264,18 +264,20 @@ class ScheduleService:
     def replace(self, schedule_id: str, document: Any, if_match: str | None) -> Written:
         """PUT: deep-merge ``document`` into the file, keeping untouched layout. 428/412/422/404."""
         document = _require_object(document, "")
-        return self._edit(schedule_id, if_match, lambda text: _replace_text(text, document))
+        return self._edit(schedule_id, if_match, lambda text: _replace_text(text, document), "PUT")
 
-    def patch(self, schedule_id: str, patch: Any, if_match: str | None) -> Written:
+    def patch(self, schedule_id: str, patch: Any, if_match: str | None, action: str = "PATCH") -> Written:
         """PATCH: RFC 7396 JSON merge patch onto the file. 428/412/422/404."""
         patch = _require_object(patch, "")
-        return self._edit(schedule_id, if_match, lambda text: _patch_text(text, patch))
+        return self._edit(schedule_id, if_match, lambda text: _patch_text(text, patch), action)
 
     def set_enabled(self, schedule_id: str, enabled: bool, if_match: str | None) -> Written:
-        """pause/resume: write ``enabled`` back to the file (one line changes)."""
-        return self.patch(schedule_id, {"enabled": enabled}, if_match)
+        """pause/resume: write ``enabled`` back to the file (one line changes). A file that does not load is
+        not written (422 with its errors as on disk, see :meth:`_broken_on_disk`)."""
+        return self.patch(schedule_id, {"enabled": enabled}, if_match, "resume" if enabled else "pause")
 
-    def _edit(self, schedule_id: str, if_match: str | None, change: Callable[[str], str]) -> Written:
+    def _edit(self, schedule_id: str, if_match: str | None, change: Callable[[str], str],
+              action: str) -> Written:
         with self.files.locked(schedule_id):
             path, data = self.files.read(schedule_id)
             self.files.check_if_match(if_match, data)
@@ -284,12 +286,55 @@ class ScheduleService:
             except UnicodeDecodeError:
                 raise Invalid("the file is not UTF-8", [FieldError(path="", line=1, column=1, code="E005",
                                                                    message="file is not UTF-8 text")]) from None
-            new_data = self._validated(schedule_id, change(text), path.name, previous=data)
+            try:
+                new_data = self._validated(schedule_id, change(text), path.name, previous=data)
+            except Invalid as exc:
+                raise self._broken_on_disk(schedule_id, path.name, data, exc, action) from None
             if new_data == data:
                 return Written(self._detail(schedule_id, path.name, data), False)
             self.files.write(schedule_id, new_data)
             self._after_write()
             return Written(self._detail(schedule_id, path.name, new_data), True)
+
+    def _broken_on_disk(self, schedule_id: str, file_name: str, data: bytes, invalid: Invalid,
+                        action: str) -> Invalid:
+        """The 422 of an edit that leaves errors the file on disk already has (pausing a degraded schedule).
+
+        Those errors are reported as the loader finds them in the file on disk (its lines, not those of the
+        edited document, which nobody sees), errors the edit adds as they are; the detail says what runs now
+        (the last good version, or nothing) and how to stop it: fix or delete the file (the API writes the file
+        only, so a pause cannot reach the last good version while the file does not load). ``invalid`` itself
+        when the file on disk has none of the errors."""
+        on_disk = {(f.code, f.path or ""): f for f in _errors(loader.load_schedule_text(data, file_name).findings)}
+        errors, inherited = [], 0
+        for error in invalid.extensions.get("errors") or []:
+            found = on_disk.get((error["code"], error["path"]))
+            if found is None and error["code"] == "E007":  # a syntax error stops the edit before any path
+                found = next((f for f in on_disk.values() if f.code == "E007"), None)
+            if found is not None:
+                inherited += 1
+                errors.append(error_from_finding(found))
+            else:
+                errors.append(FieldError.model_validate(error))
+        if not inherited:
+            return invalid
+        added = len(errors) - inherited
+        state = self._states().get(schedule_id)
+        running = getattr(state, "schedule", None)
+        since = getattr(state, "loaded_at", None)
+        since_text = f" (running since {since.isoformat(timespec='seconds')})" if since is not None else ""
+        if running is None:
+            now = "No version of it runs: it has never loaded."
+        elif running.enabled:
+            now = f"Its last good version keeps running{since_text}."
+        else:
+            now = f"Its last good version stays loaded, paused (enabled: false){since_text}."
+        stop = "To stop it" if running is not None and running.enabled else "To change that"
+        extra = f", and {added} error(s) that the {action} adds" if added else ""
+        return Invalid(f"{action} not applied, nothing was written: {file_name} has {inherited} error(s) on disk "
+                       f"that the {action} leaves in place (lines and columns as in the file on disk){extra}. "
+                       f"{now} {stop}, fix the file (edit it, or PUT a valid schedule) or delete it "
+                       f"(DELETE /api/v1/schedules/{schedule_id}).", errors)
 
     def delete(self, schedule_id: str, if_match: str | None) -> None:
         """Remove the file (If-Match required); the reconciler removes the schedule from the runner."""

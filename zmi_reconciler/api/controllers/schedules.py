@@ -90,6 +90,9 @@ class SchedulesController(Controller):
         await call(service.delete, schedule_id, if_match)
 
     @post("/{schedule_id:str}/pause", operation_id="pauseSchedule", summary="Write enabled: false",
+          description="Writes `enabled: false` into the file. A file that does not load is not written: the 422 "
+                      "lists its errors at their lines in the file on disk, and its last good version keeps "
+                      "running until the file is fixed or deleted.",
           opt=_WRITE, status_code=200, responses=problems(403, 404, 412, 422, 428), response_headers=_ETAG)
     async def pause(self, schedule_id: FromPath[str], service: Service,
                     if_match: IfMatch = None) -> Response[ScheduleDetail]:
