@@ -532,6 +532,15 @@ def test_pausing_a_file_with_a_syntax_error_points_into_the_file(env, client):
     assert "Its last good version keeps running" in r.json()["detail"]
 
 
+def test_pausing_a_flow_style_file_adds_one_line_and_keeps_the_rest(env, client):
+    """`tasks: [{task: x}]` came back as `tasks: [task: x]` (ruamel's compact single-pair form) when the pause
+    added `enabled: false`: the untouched line changed too."""
+    text = "name: x\ntiming: {type: minutes, every: 5}\ntasks: [{task: calculate_days}, {task: backup_database}]\n"
+    path = _put_file(env, "flow.yaml", text)
+    assert _pause_with_etag(client, "flow").status_code == 200
+    assert _changed_lines(text, path.read_text()) == ["+enabled: false"]
+
+
 # ---------------------------------------------------------------------------------------------- OpenAPI
 def test_committed_openapi_json_is_current():
     from zmi_reconciler.api.app import openapi_json

@@ -80,6 +80,7 @@ class Layout:
 def _yaml(layout: Layout) -> YAML:
     y = YAML()  # round-trip
     y.preserve_quotes = True
+    y.brace_single_entry_mapping_in_flow_sequence = True  # tasks: [{task: x}] stays so, not [task: x]
     y.width = 4096
     y.indent(mapping=layout.mapping, sequence=layout.sequence, offset=layout.offset)
     return y
