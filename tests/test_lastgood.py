@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,10 @@ def _sha(data: bytes) -> str:
 class Server:
     """One process life: a runner, a journal and a reconciler on ``tmp_path``; :meth:`restart` starts the next."""
 
-    def __init__(self, tmp_path: Path, now: datetime, preload_files: bool = False) -> None:
+    def __init__(self, tmp_path: Path, now: datetime, preload_files: bool = False,
+                 commands: dict[str, list[str]] | None = None) -> None:
         self.folder = tmp_path / "schedules.d"
-        self.settings = Settings(data_dir=tmp_path / "var", schedules_dir=self.folder)
+        self.settings = Settings(data_dir=tmp_path / "var", schedules_dir=self.folder, commands=commands or {})
         self.tmp_path = tmp_path
         self.now = now
         self.runner = FakeRunner()
@@ -51,9 +53,10 @@ class Server:
         assert self.rec.last_good.flush(10)
         return changes
 
-    def restart(self, now: datetime, preload_files: bool = False) -> "Server":
+    def restart(self, now: datetime, preload_files: bool = False,
+                commands: dict[str, list[str]] | None = None) -> "Server":
         self.journal.close()
-        return Server(self.tmp_path, now, preload_files)
+        return Server(self.tmp_path, now, preload_files, commands)
 
     def events(self, *names: str) -> list[dict[str, Any]]:
         return [e for e in self.journal.iter_events() if e["event"] in names]
@@ -199,17 +202,31 @@ def _plant_copy(server: Server, sid: str, text: str, loaded_at: datetime = FRIDA
     return path
 
 
-def test_a_copy_that_no_longer_validates_is_ignored_with_a_warning(tmp_path: Path, caplog) -> None:
-    """After an upgrade that changed the schema a copy may be invalid: it is not run, and a warning says why."""
+def test_a_copy_that_no_longer_validates_is_not_run_and_removed_with_a_warning(tmp_path: Path, caplog) -> None:
+    """After an upgrade that changed the schema a copy may be invalid: it is not run, a warning says why, its
+    errors join the status, and it is removed (the schedule does not run from now on, so the copy could no longer
+    say since when it runs)."""
     server = _first_server(tmp_path, MONDAY)
     copy = _plant_copy(server, "nightly", NIGHTLY.replace("daily", "fortnightly"))  # an older release's timing
     (server.folder / "nightly.yaml").write_text(BROKEN_NIGHTLY)
     with caplog.at_level(logging.WARNING, logger="zmi_reconciler.reconcile"):
         assert server.reconcile() == [Change("nightly", "invalid")]
-    assert server.runner.calls == [] and not server.rec.state("nightly").running  # type: ignore[union-attr]
+    st = server.rec.state("nightly")
+    assert server.runner.calls == [] and st is not None and not st.running and st.degraded
     warning = [r.getMessage() for r in caplog.records if "does not validate any more" in r.getMessage()]
     assert len(warning) == 1 and str(copy) in warning[0] and "E025" in warning[0] and "line 2" in warning[0]
-    assert copy.exists()  # kept: fixing or deleting the file replaces or removes it
+    assert "removed" in warning[0]
+    assert not copy.exists() and server.copies() == []
+    assert [(f.file, f.code, f.path, f.line) for f in st.findings] == [
+        (str(server.folder / "nightly.yaml"), "E020", "timing.at", 2), (str(copy), "E025", "timing.type", 2)]
+    assert st.findings[1].message.startswith(f"the last good version ({copy.name}, loaded 2026-03-27T17:30:15.250Z) "
+                                             "is not run either and was removed: unknown timing type")
+    invalid = server.events("schedule_invalid")[-1]
+    assert (invalid["code"], [e["code"] for e in invalid["errors"]]) == ("E020", ["E020"])
+    assert [(e["file"], e["code"]) for e in invalid["last_good_errors"]] == [(str(copy), "E025")]
+    (server.folder / "nightly.yaml").write_text(NIGHTLY.replace("05:00", "25:01"))  # still broken: still said
+    assert server.reconcile() == [Change("nightly", "invalid")]
+    assert [f.code for f in server.rec.state("nightly").findings] == ["E020", "E025"]  # type: ignore[union-attr]
     (server.folder / "nightly.yaml").write_text(NIGHTLY)
     assert server.reconcile() == [Change("nightly", "loaded")]
     assert server.copies() == [f"nightly.20260330T060000.000000Z.{_sha(NIGHTLY.encode())}.yaml"]
@@ -224,6 +241,102 @@ def test_a_damaged_copy_is_ignored_with_a_warning(tmp_path: Path, caplog) -> Non
         assert server.reconcile() == [Change("nightly", "invalid")]
     assert server.runner.calls == []
     assert any("damaged copy" in r.getMessage() and str(copy) in r.getMessage() for r in caplog.records)
+
+
+def test_a_damaged_copy_is_replaced_when_the_file_is_fixed_back_to_its_bytes(tmp_path: Path, caplog) -> None:
+    """The QA trial: a copy damaged while the server is down, the file broken too. The start cannot use the copy
+    (correct); it removes it, so fixing the file back to exactly those bytes writes a sound copy, running since
+    the fix (the schedule did not run in between), which the next restart with a broken file runs."""
+    friday = _first_server(tmp_path)
+    path = friday.folder / "nightly.yaml"
+    path.write_text(NIGHTLY)
+    friday.reconcile()
+    damaged = friday.settings.last_good_path / friday.copies()[0]
+    with damaged.open("a") as handle:
+        handle.write("# appended by hand\n")
+    path.write_text(BROKEN_NIGHTLY)
+
+    monday = friday.restart(MONDAY)
+    with caplog.at_level(logging.WARNING, logger="zmi_reconciler.reconcile"):
+        assert monday.reconcile() == [Change("nightly", "invalid")]
+    assert monday.runner.calls == [] and monday.copies() == []  # not run, and the damaged copy is gone
+    assert any("damaged copy" in r.getMessage() and "removed" in r.getMessage() for r in caplog.records)
+    fixed_at = MONDAY + timedelta(hours=2)
+    monday.now = fixed_at
+    path.write_text(NIGHTLY)  # fixed back to exactly the bytes of the damaged copy
+    assert monday.reconcile() == [Change("nightly", "loaded")]
+    good = _sha(NIGHTLY.encode())
+    assert monday.copies() == [f"nightly.20260330T080000.000000Z.{good}.yaml"]
+    assert (monday.settings.last_good_path / monday.copies()[0]).read_text() == NIGHTLY
+    assert monday.rec.state("nightly").loaded_at == fixed_at  # type: ignore[union-attr]
+
+    path.write_text(BROKEN_NIGHTLY)
+    tuesday = monday.restart(MONDAY + timedelta(days=1))
+    assert tuesday.reconcile() == [Change("nightly", "loaded"), Change("nightly", "invalid")]
+    assert tuesday.runner.calls == [("apply", "nightly", good)]
+    assert tuesday.rec.state("nightly").loaded_at == fixed_at  # type: ignore[union-attr]
+
+
+def test_a_version_that_did_not_run_at_a_start_runs_since_its_next_load(tmp_path: Path) -> None:
+    """running_since is since when the version has run without interruption: a restart that could not run it
+    (file broken, copy damaged) interrupts it, so fixing the file while the server is down again does not bring
+    back the old instant."""
+    friday = _first_server(tmp_path)
+    path = friday.folder / "nightly.yaml"
+    path.write_text(NIGHTLY)
+    friday.reconcile()
+    (friday.settings.last_good_path / friday.copies()[0]).write_text(NIGHTLY.replace("05:00", "06:00"))
+    path.write_text(BROKEN_NIGHTLY)
+    monday = friday.restart(MONDAY)
+    assert monday.reconcile() == [Change("nightly", "invalid")]
+    path.write_text(NIGHTLY)  # fixed while down
+    tuesday = monday.restart(MONDAY + timedelta(days=1))
+    assert tuesday.reconcile() == [Change("nightly", "loaded")]
+    assert tuesday.rec.state("nightly").loaded_at == MONDAY + timedelta(days=1)  # type: ignore[union-attr]
+    assert tuesday.copies() == [f"nightly.20260331T060000.000000Z.{_sha(NIGHTLY.encode())}.yaml"]
+
+
+def test_a_copy_damaged_while_its_file_stays_valid_is_rewritten_in_the_background(tmp_path: Path, monkeypatch,
+                                                                                   caplog) -> None:
+    """A start with a valid file reads no copy on its way (the name says the bytes); the writer thread then checks
+    the copy's bytes and rewrites a damaged one under the same name, so a later restart with a broken file runs
+    it, since the first load (the version ran all along)."""
+    friday = _first_server(tmp_path)
+    path = friday.folder / "nightly.yaml"
+    path.write_text(NIGHTLY)
+    (friday.folder / "alive.yaml").write_text(ALIVE)
+    friday.reconcile()
+    names = friday.copies()
+    damaged = friday.settings.last_good_path / names[1]
+    assert damaged.name.startswith("nightly.")
+    damaged.write_bytes(NIGHTLY.encode()[:20])
+    sound = friday.settings.last_good_path / names[0]
+    sound_inode = sound.stat().st_ino
+
+    reads: list[Any] = []
+    real_read, real_bytes_of = LastGoodStore.read, lastgood._bytes_of
+    monkeypatch.setattr(LastGoodStore, "read", lambda self, copy: (reads.append(copy), real_read(self, copy))[1])
+    monkeypatch.setattr(lastgood, "_bytes_of", lambda p: (reads.append(p.name), real_bytes_of(p))[1])
+    writes: list[str] = []
+    real_write = lastgood._atomic_write
+    monkeypatch.setattr(lastgood, "_atomic_write", lambda p, data: (writes.append(p.name), real_write(p, data)))
+    monday = friday.restart(MONDAY)
+    with caplog.at_level(logging.WARNING, logger="zmi_reconciler.lastgood"):
+        assert monday.rec.reconcile_all() == [Change("alive", "loaded"), Change("nightly", "loaded")]
+        assert reads == [] and writes == []  # nothing read on the start-up path: the check comes later ...
+        assert monday.rec.last_good.flush(10)  # ... (flush does it now)
+    assert sorted(reads) == sorted(names) + [damaged.name]  # both checked, the damaged one again before writing
+    assert writes == [damaged.name]  # the sound copy is not rewritten
+    assert monday.copies() == names and damaged.read_text() == NIGHTLY and sound.stat().st_ino == sound_inode
+    assert any(str(damaged) in r.getMessage() and "damaged copy" in r.getMessage() for r in caplog.records)
+    assert monday.rec.state("nightly").loaded_at == FRIDAY  # type: ignore[union-attr]
+
+    path.write_text(BROKEN_NIGHTLY)
+    tuesday = monday.restart(MONDAY + timedelta(days=1))
+    assert tuesday.reconcile() == [Change("alive", "loaded"), Change("nightly", "loaded"),
+                                   Change("nightly", "invalid")]
+    assert tuesday.runner.calls[-1] == ("apply", "nightly", _sha(NIGHTLY.encode()))
+    assert tuesday.rec.state("nightly").loaded_at == FRIDAY  # type: ignore[union-attr]
 
 
 def test_a_paused_last_good_version_stays_paused(tmp_path: Path) -> None:
@@ -313,6 +426,34 @@ def test_store_listing_cleans_up_after_a_crash(tmp_path: Path) -> None:
     assert store.get("nightly") is None and store.ids() == set()  # at once, before the writer ran
     assert store.flush(10)
     assert os.listdir(directory) == ["notes.txt"]
+
+
+def test_store_keep_checks_the_bytes_of_a_copy_it_does_not_rewrite_and_fresh_restamps(tmp_path: Path) -> None:
+    store = LastGoodStore(tmp_path / "last-good")
+    first = store.keep("nightly", b"v1", _sha(b"v1"), FRIDAY)
+    assert store.flush(10)
+    first.path.write_bytes(b"v1 and a torn tail")
+    assert store.keep("nightly", b"v1", _sha(b"v1"), MONDAY) == first  # the name is right: the instant stays
+    assert store.flush(10)
+    assert os.listdir(store.directory) == [first.path.name] and first.path.read_bytes() == b"v1"
+    again = store.keep("nightly", b"v1", _sha(b"v1"), MONDAY, fresh=True)  # ran anew: a new copy, the old goes
+    assert again.loaded_at == MONDAY and store.get("nightly") == again
+    assert store.flush(10)
+    assert os.listdir(store.directory) == [again.path.name] and again.path.read_bytes() == b"v1"
+    assert LastGoodStore(tmp_path / "last-good").get("nightly") == again
+
+
+def test_store_checks_a_kept_copy_on_its_own_after_the_delay(tmp_path: Path) -> None:
+    store = LastGoodStore(tmp_path / "last-good", check_delay=0.2)
+    copy = store.keep("nightly", b"v1", _sha(b"v1"), FRIDAY)
+    assert store.flush(10)
+    copy.path.write_bytes(b"v")
+    assert store.keep("nightly", b"v1", _sha(b"v1"), MONDAY) == copy
+    assert copy.path.read_bytes() == b"v"  # not yet
+    deadline = time.monotonic() + 10
+    while copy.path.read_bytes() != b"v1" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert copy.path.read_bytes() == b"v1" and os.listdir(store.directory) == [copy.name]
 
 
 def test_store_queued_changes_are_seen_before_they_are_written(tmp_path: Path, monkeypatch) -> None:

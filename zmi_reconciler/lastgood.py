@@ -6,16 +6,19 @@ a server that starts (after a restart or a crash) with a broken file runs the ve
 nothing.
 
 Layout: one file per schedule id holding the exact bytes of the version, named
-``<id>.<loaded_at>.<sha256>.yaml``: ``loaded_at`` is the UTC instant the version was first loaded
-(``YYYYMMDDTHHMMSS.ffffffZ``), ``sha256`` the hex digest of the bytes (the schedule's content hash). The name
-says everything the reconciler needs without opening the file, so a start whose files are all valid lists the
-folder once and reads or writes no copy. An operator can copy a copy back into ``schedules.d/<id>.yaml``.
+``<id>.<loaded_at>.<sha256>.yaml``: ``loaded_at`` is the UTC instant since which the version runs
+(``YYYYMMDDTHHMMSS.ffffffZ``; server restarts do not count as an interruption), ``sha256`` the hex digest of the
+bytes (the schedule's content hash). The name says everything the reconciler needs without opening the file, so
+the start-up path lists the folder once and reads no copy; :data:`CHECK_DELAY_SECONDS` later a background thread
+checks that each copy of a loaded version still holds the bytes its name promises and has a damaged one rewritten
+under the same name (:meth:`LastGoodStore.keep`). An operator can copy a copy back into ``schedules.d/<id>.yaml``.
 
 Writes are atomic: a temp file (a dotfile) in the folder, fsync, rename to the copy's name, then the id's older
 copy is removed; the folder is fsynced once the queue is drained. A crash leaves the old copy, the new one, or
 both (the newer one is used, the older removed with the next change), and at most a temp file (removed when
 the folder is next listed); never a partial file under a copy's name. The bytes are checked against the hash
-in the name before use.
+in the name before use (a damaged copy is not used; the reconciler then removes it, see
+:mod:`zmi_reconciler.reconcile`).
 
 Writes and removals are queued and done by a writer thread, so that a start that writes many copies (the first
 start after an upgrade: 1,000 files at 1-2 ms per fsync) does not delay serving. Queued changes are visible to
@@ -40,6 +43,11 @@ from zmi_reconciler.durable import fsync_dir
 from zmi_reconciler.schema import is_valid_id
 
 log = logging.getLogger(__name__)
+
+#: Seconds after :meth:`LastGoodStore.keep` found a copy already named for a version's bytes until a background
+#: thread reads it to check them: after the start-up burst (reading 1,000 copies while the server starts would cost
+#: its reconcile pass ~0.1 s in GIL contention). A process that ends earlier leaves the check to the next start.
+CHECK_DELAY_SECONDS = 30.0
 
 _STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 _SUFFIX = ".yaml"
@@ -74,13 +82,16 @@ class LastGoodStore:
     file would miss that version). :meth:`read` raises, since its caller decides what to do without a copy.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, check_delay: float = CHECK_DELAY_SECONDS) -> None:
         self.directory = Path(directory)
+        self.check_delay = check_delay
         self._lock = threading.Condition()
         self._index: dict[str, LastGood] | None = None  # what is on disk: id -> newest copy (listed lazily)
         self._stale: dict[str, list[Path]] = {}  # id -> older copies on disk (left by a crash), removed next write
         self._pending: dict[str, tuple[LastGood, bytes] | None] = {}  # id -> copy to write, or None: remove
         self._writer: threading.Thread | None = None
+        self._checks: dict[str, tuple[LastGood, bytes]] = {}  # id -> copy whose bytes are to be checked, and them
+        self._checker: threading.Timer | None = None
 
     # ------------------------------------------------------------------ reading
     def get(self, schedule_id: str) -> LastGood | None:
@@ -116,14 +127,25 @@ class LastGoodStore:
         return data
 
     # ------------------------------------------------------------------ writing
-    def keep(self, schedule_id: str, data: bytes, content_hash: str, loaded_at: datetime) -> LastGood:
-        """Make ``data`` (whose SHA-256 hex is ``content_hash``) the last good version of ``schedule_id``, loaded
-        at ``loaded_at`` (aware). When the newest copy already holds these bytes nothing is written and that copy
-        (with its earlier ``loaded_at``) is returned; otherwise the write is queued and the new copy returned.
-        Raises ``ValueError`` for an id that is not a legal schedule id (its name could not be parsed back)."""
+    def keep(self, schedule_id: str, data: bytes, content_hash: str, loaded_at: datetime,
+             fresh: bool = False) -> LastGood:
+        """Make ``data`` (whose SHA-256 hex is ``content_hash``) the last good version of ``schedule_id``, running
+        since ``loaded_at`` (aware), and return its copy.
+
+        When the newest copy is named for these bytes and not ``fresh``, that copy (with its earlier
+        ``loaded_at``) is returned and nothing is read now: :attr:`check_delay` seconds later a background thread
+        checks its bytes, and a copy whose bytes differ (a disk fault, an edit by hand) is rewritten under the same
+        name by the writer, with a warning; one that holds them is not touched. ``fresh``: the version starts
+        running anew now (it did not run before, say while its file was invalid), so a new copy stamped
+        ``loaded_at`` replaces even a copy of the same bytes. Otherwise the write is queued and the new copy
+        returned. Raises ``ValueError`` for an id that is not a legal schedule id (its name could not be parsed
+        back)."""
         with self._lock:
             current = self.get(schedule_id)
-            if current is not None and current.content_hash == content_hash:
+            if current is not None and current.content_hash == content_hash and not fresh:
+                queued = self._pending.get(schedule_id)
+                if queued is None or queued[0] != current:  # (a queued write of it compares the bytes anyway)
+                    self._check_later(schedule_id, current, data)
                 return current
             if not is_valid_id(schedule_id):
                 raise ValueError(f"not a schedule id: {schedule_id!r}")
@@ -141,9 +163,39 @@ class LastGoodStore:
             self._queue(schedule_id, None)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every queued change is on disk (or ``timeout`` seconds passed); True when done."""
+        """Check the copies whose check is still waiting (see :meth:`keep`) now, then wait until every queued
+        change is on disk (or ``timeout`` seconds passed); True when done."""
+        with self._lock:
+            if self._checker is not None:
+                self._checker.cancel()
+                self._checker = None
+        self._check()
         with self._lock:
             return self._lock.wait_for(lambda: self._writer is None, timeout)
+
+    def _check_later(self, schedule_id: str, copy: LastGood, data: bytes) -> None:
+        """Have ``copy``'s bytes compared with ``data`` :attr:`check_delay` seconds from now (caller holds the
+        lock). A daemon timer: a process that ends first just leaves the check to its next start."""
+        self._checks[schedule_id] = (copy, bytes(data))
+        if self._checker is None:
+            self._checker = threading.Timer(self.check_delay, self._check)
+            self._checker.name = "zmi-last-good-check"
+            self._checker.daemon = True
+            self._checker.start()
+
+    def _check(self) -> None:
+        """Compare each copy waiting for its check with the bytes it should hold; queue a rewrite (same name) for
+        one that differs and is still the id's copy."""
+        with self._lock:
+            checks, self._checks = self._checks, {}
+            if self._checker is not None and self._checker is threading.current_thread():
+                self._checker = None
+        for schedule_id, (copy, data) in checks.items():
+            if _bytes_of(copy.path) == data:
+                continue
+            with self._lock:
+                if schedule_id not in self._pending and self.get(schedule_id) == copy:
+                    self._queue(schedule_id, (copy, data))
 
     def _queue(self, schedule_id: str, change: tuple[LastGood, bytes] | None) -> None:
         self._pending.pop(schedule_id, None)  # to the end: changes are written in the order they were made
@@ -171,30 +223,40 @@ class LastGoodStore:
                 continue
             schedule_id, change = item
             try:
-                self._apply(schedule_id, change)
+                written = self._apply(schedule_id, change) or written
             except Exception as exc:  # the schedule keeps running; only a restart with a broken file would miss it
                 log.warning("last good version of %s not %s in %s: %s", schedule_id,
                             "kept" if change is not None else "removed", self.directory, exc)
-            written = True
+                written = True
             with self._lock:
                 if schedule_id in self._pending and self._pending[schedule_id] is change:
                     del self._pending[schedule_id]  # (a newer change of the id stays queued)
 
-    def _apply(self, schedule_id: str, change: tuple[LastGood, bytes] | None) -> None:
+    def _apply(self, schedule_id: str, change: tuple[LastGood, bytes] | None) -> bool:
+        """Write (or remove) one id's copy; True when the folder changed (it needs an fsync). A copy whose file
+        already holds exactly the bytes is left alone."""
         with self._lock:
             listed = self._listed()
             old = [c.path for c in [listed.get(schedule_id)] if c is not None] + self._stale.get(schedule_id, [])
+        changed = False
         if change is not None:
             copy, data = change
-            if not self.directory.is_dir():
-                self.directory.mkdir(parents=True, exist_ok=True)
-                fsync_dir(self.directory.parent)
-            _atomic_write(copy.path, data)
             old = [p for p in old if p != copy.path]
+            held = _bytes_of(copy.path)
+            if held != data:
+                if held is not None:
+                    log.warning("the last good version %s did not hold the bytes its name promises (damaged copy); "
+                                "rewritten", copy.path)
+                if not self.directory.is_dir():
+                    self.directory.mkdir(parents=True, exist_ok=True)
+                    fsync_dir(self.directory.parent)
+                _atomic_write(copy.path, data)
+                changed = True
         left = []
         for path in old:
             try:
                 path.unlink()
+                changed = True
             except FileNotFoundError:
                 pass
             except OSError as exc:  # tried again with the id's next change
@@ -209,6 +271,7 @@ class LastGoodStore:
                 listed[schedule_id] = change[0]
             else:
                 listed.pop(schedule_id, None)
+        return changed
 
     def _listed(self) -> dict[str, LastGood]:
         """The copies on disk by id, from one listing of the folder the first time (caller holds the lock). Stale
@@ -242,6 +305,14 @@ class LastGoodStore:
             index[copy.schedule_id] = copy
         self._index = index
         return index
+
+
+def _bytes_of(path: Path) -> bytes | None:
+    """The bytes of ``path``; None when there is no such file or it cannot be read (it is then written anew)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _parse_name(directory: Path, name: str) -> LastGood | None:

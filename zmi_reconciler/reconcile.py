@@ -17,12 +17,20 @@ parsed. The difference, by content hash:
   Fixing the file clears ``degraded`` (``schedule_updated``, or ``schedule_loaded`` if it never ran).
 
 The last good version outlives the process: every version that loads is copied to ``<data_dir>/last-good/``
-(:mod:`zmi_reconciler.lastgood`; nothing is written when the copy already holds those bytes), and the copy goes
-when the file goes. When this process first sees a schedule (the first pass after a start) and its file is
-invalid, the copy is loaded as if it had been running all along: ``runner.apply`` + ``schedule_loaded`` (with
-``restored_from`` and the copy's ``loaded_at``), then ``schedule_invalid`` as above, so the schedule runs,
-degraded, with the file's errors. A copy that does not validate any more (say the schema changed with an
-upgrade) or is damaged is ignored with a warning: the schedule is then not run, as without a copy.
+(:mod:`zmi_reconciler.lastgood`; a copy already named for those bytes is only checked, in the background, and
+rewritten when damaged), and the copy goes when the file goes. When this process first sees a schedule (the
+first pass after a start) and its file is invalid, the copy is loaded as if it had been running all along:
+``runner.apply`` + ``schedule_loaded`` (with ``restored_from`` and the copy's ``loaded_at``), then
+``schedule_invalid`` as above, so the schedule runs, degraded, with the file's errors. A copy that cannot be used
+(damaged or unreadable, or no longer valid: say the schema changed with an upgrade) is not run and is removed,
+with a warning: the schedule is then not run, as without a copy, and the errors of a copy that no longer validates
+join the status (``ScheduleState.refused``, ``last_good_errors`` of ``schedule_invalid``).
+
+``loaded_at`` (the API's ``running_since``) is since when the running version has run without interruption as
+far as the data dir tells: a server restart is no interruption (the copy keeps the instant), but a time in which
+this server ran without the version is one. That is why an unusable copy is removed rather than kept: a later
+start whose file holds those bytes again must not claim they ran all along, and a version that loads while its
+schedule was not running (in this process) gets a fresh copy stamped now, whatever copy exists.
 
 Files that are not ``*.yaml``/``*.yml``, dotfiles and subfolders are ignored, which covers editor swap and
 backup files (``.x.yaml.swp``, ``x.yaml~``, ``.#x.yaml``, vim's ``4913`` probe). A half-written file is
@@ -168,12 +176,15 @@ class ScheduleState:
       from ``content_hash`` while degraded).
     - ``degraded``: the file on disk is invalid (``findings`` holds its errors); a previous valid version may
       still run (``schedule`` not None) or nothing runs.
-    - ``findings``: loader findings of the last read (errors when degraded; warnings otherwise).
-    - ``loaded_at``: since when the running definition runs: when it was first loaded, kept across restarts by
-      its persisted copy (:mod:`zmi_reconciler.lastgood`); ``checked_at``: when the file was last read. Both
-      aware UTC.
+    - ``findings``: loader findings of the last read (errors when degraded; warnings otherwise), followed by
+      ``refused``.
+    - ``loaded_at``: since when the running definition has run without interruption: when it was loaded, kept
+      across restarts by its persisted copy (:mod:`zmi_reconciler.lastgood`; a restart is no interruption, a
+      time in which a server ran without it is); ``checked_at``: when the file was last read. Both aware UTC.
     - ``restored``: the running definition came from the persisted last good version because the file was
       invalid when this process first saw it.
+    - ``refused``: errors of the persisted last good version, which was not run (and was removed) because of
+      them, as findings whose ``file`` is the copy and whose message says so; kept while nothing runs.
 
     Immutable: every change stores a new object, so :meth:`Reconciler.states` hands out snapshots cheaply.
     """
@@ -188,6 +199,7 @@ class ScheduleState:
     loaded_at: datetime | None = None
     checked_at: datetime | None = None
     restored: bool = False
+    refused: tuple[Finding, ...] = ()
 
     @property
     def running(self) -> bool:
@@ -372,8 +384,12 @@ class Reconciler:
         if previous is None or running_hash != result.content_hash:
             self.runner.apply(sid, schedule, result.content_hash)
             loaded_at = now
-        if result.data:  # the copy already holding these bytes (a restart) says since when they run
-            loaded_at = self.last_good.keep(sid, result.data, result.content_hash, loaded_at or now).loaded_at
+        if result.data:
+            # First seen by this process (a start): a copy of these bytes says since when they run, as a restart
+            # is no interruption. Seen here but not running until now: they run from now on, whatever a copy says.
+            fresh = state is not None and previous is None
+            loaded_at = self.last_good.keep(sid, result.data, result.content_hash, loaded_at or now,
+                                            fresh=fresh).loaded_at
         if previous is None:
             self._journal("schedule_loaded", changes, "loaded", enabled=schedule.enabled, **common)
         elif running_hash != result.content_hash:
@@ -394,46 +410,59 @@ class Reconciler:
             state = self._restore(sid, result, changes)
         running = state.schedule if state is not None else None
         running_hash = state.content_hash if state is not None else None
+        refused = state.refused if state is not None and running is None else ()
+        findings = tuple(result.findings) + refused
         # Journal once per distinct (file content, findings): a file the loader does not read (a symlink out of
         # the folder, E004) has another hash here than the reconciler's own read, so it is re-checked each pass.
         repeated = (state is not None and state.degraded and state.file == result.file
-                    and state.file_hash == result.content_hash and state.findings == tuple(result.findings))
+                    and state.file_hash == result.content_hash and state.findings == findings)
         loaded_at = state.loaded_at if state is not None else None
         self._states[sid] = ScheduleState(sid, result.file, running, running_hash, result.content_hash, True,
-                                          tuple(result.findings), loaded_at, self._clock(),
-                                          restored=state is not None and state.restored)
+                                          findings, loaded_at, self._clock(),
+                                          restored=state is not None and state.restored, refused=refused)
         if repeated:
             return
         errors = result.errors or result.findings
         first = errors[0] if errors else Finding(str(result.file), 1, 1, "", "E000", "error", "invalid file")
+        extra = {"last_good_errors": [f.to_dict() for f in refused]} if refused else {}
         self._journal("schedule_invalid", changes, "invalid", schedule=sid, file=first.file, line=first.line,
                       column=first.column, path=first.path, code=first.code, message=first.message,
                       errors=[f.to_dict() for f in errors], file_hash=result.content_hash,
-                      running_hash=running_hash, running_since=iso_utc(loaded_at) if running and loaded_at else None)
+                      running_hash=running_hash, running_since=iso_utc(loaded_at) if running and loaded_at else None,
+                      **extra)
         if running is not None:
             log.warning("schedule %s: %s is invalid; the last good version (%s, loaded %s) keeps running: %s",
                         sid, result.file, running_hash, iso_utc(loaded_at) if loaded_at else "?", first.text())
         else:
-            log.warning("schedule %s: %s is invalid and not run: %s", sid, result.file, first.text())
+            log.warning("schedule %s: %s is invalid and not run%s: %s", sid, result.file,
+                        " (its last good version cannot run either)" if refused else "", first.text())
 
     def _restore(self, sid: str, result: LoadResult, changes: list[Change]) -> ScheduleState | None:
         """Hand the persisted last good version of ``sid`` to the runner (``schedule_loaded``) and return its
-        state; None (with a warning) when there is none that still loads."""
+        state. None when there is no copy. A copy that cannot be run (damaged or unreadable, or no longer valid)
+        is removed with a warning, since the schedule does not run from now on and a copy claims since when it
+        runs; the returned state then runs nothing and carries the copy's errors (``refused``), if any."""
         copy = self.last_good.get(sid)
         if copy is None:
             return None
         try:
             data = self.last_good.read(copy)
         except (OSError, ValueError) as exc:
-            log.warning("schedule %s: the persisted last good version cannot be used: %s", sid, exc)
+            log.warning("schedule %s: the persisted last good version cannot be used and is removed: %s", sid, exc)
+            self.last_good.discard(sid)
             return None
         loaded = load_schedule_text(data, Path(result.file).name)  # named like the file, so the id checks out
         if loaded.schedule is None:
-            first = (loaded.errors or loaded.findings)[0]
-            log.warning("schedule %s: the persisted last good version %s does not validate any more and is ignored "
-                        "(line %d column %d: %s %s %s)", sid, copy.path, first.line, first.column, first.code,
-                        first.path, first.message)
-            return None
+            errors = loaded.errors or loaded.findings
+            first = errors[0]
+            log.warning("schedule %s: the persisted last good version %s does not validate any more; it is not run "
+                        "and is removed (line %d column %d: %s %s %s)", sid, copy.path, first.line, first.column,
+                        first.code, first.path, first.message)
+            self.last_good.discard(sid)
+            refused = tuple(dataclasses.replace(f, file=str(copy.path), severity="error", message=(
+                f"the last good version ({copy.name}, loaded {iso_utc(copy.loaded_at)}) is not run either and was "
+                f"removed: {f.message}")) for f in errors)
+            return ScheduleState(sid, result.file, findings=refused, checked_at=self._clock(), refused=refused)
         schedule = loaded.schedule
         self.runner.apply(sid, schedule, copy.content_hash)
         self._journal("schedule_loaded", changes, "loaded", schedule=sid, file=str(result.file),
