@@ -151,11 +151,19 @@ def test_deleting_the_file_removes_the_copy_also_while_the_server_is_down(tmp_pa
     assert server.reconcile() == [Change("alive", "removed")]
     assert [name.split(".")[0] for name in server.copies()] == ["backup", "nightly"]
 
+    backup_copy = server.settings.last_good_path / server.copies()[0]
     (server.folder / "backup.yaml").unlink()  # deleted while down ...
     (server.folder / "nightly.yaml").write_text(BROKEN_NIGHTLY)
     monday = server.restart(MONDAY)
-    assert monday.reconcile() == [Change("nightly", "loaded"), Change("nightly", "invalid")]
+    assert monday.reconcile() == [Change("backup", "removed"), Change("nightly", "loaded"),
+                                  Change("nightly", "invalid")]
     assert [name.split(".")[0] for name in monday.copies()] == ["nightly"]  # ... its copy goes at the start
+    removed = monday.events("schedule_removed")[-1]  # ... and the journal says it went
+    assert (removed["schedule"], removed["file"], removed["content_hash"], removed["deleted_while_stopped"],
+            removed["last_good"], removed["ts"]) == ("backup", None, _sha(NIGHTLY.encode()), True, str(backup_copy),
+                                                     "2026-03-30T06:00:00.000Z")
+    assert monday.reconcile() == []
+    assert len(monday.restart(MONDAY).events("schedule_removed")) == 2  # once: alive's and backup's
     assert "backup" not in monday.rec.states() and "backup" not in monday.runner.schedules
     (monday.folder / "backup.yaml").write_text(BROKEN_NIGHTLY)  # a new file of that id never ran: not run
     assert monday.reconcile() == [Change("backup", "invalid")]

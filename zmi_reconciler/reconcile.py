@@ -10,7 +10,8 @@ parsed. The difference, by content hash:
 * changed valid file -> ``runner.apply`` + ``schedule_updated`` (``schedule_paused`` / ``schedule_resumed``
   when ``enabled`` flipped; both when more than ``enabled`` changed). A run in progress finishes with the old
   definition (the runner's business);
-* deleted file -> ``runner.remove`` + ``schedule_removed``;
+* deleted file -> ``runner.remove`` + ``schedule_removed``; also, once, for a file deleted while no server ran
+  when its last good copy says the schedule ran (``deleted_while_stopped``, ``file`` null);
 * unchanged file -> nothing; ``runner.apply`` is not called, so its next fire does not move;
 * invalid file -> the last good version keeps running, the schedule is ``degraded`` with the findings and
   ``schedule_invalid`` is journaled (once per distinct file content). A file that was never valid is not run.
@@ -321,6 +322,8 @@ class Reconciler:
         if not paths:
             if state is not None:
                 self._removed(state, changes)
+            else:
+                self._removed_while_stopped(sid, changes)
             self.last_good.discard(sid)
             return
         if len(paths) > 1:
@@ -483,6 +486,19 @@ class Reconciler:
                             f"schedule id {sid!r} is defined by {names}; keep one file") for p in paths]
         result = LoadResult(sid, paths[0], None, findings, fingerprint, b"")
         self._invalid(sid, result, state, changes)
+
+    def _removed_while_stopped(self, sid: str, changes: list[Change]) -> None:
+        """``schedule_removed`` for an id this process never saw whose last good copy is still there: its file
+        was deleted while no server ran (the copy says the schedule ran then). Journaled once: the caller removes
+        the copy. ``file`` is null (the copy does not tell ``.yaml`` from ``.yml``); ``content_hash`` is the
+        version that ran last, ``last_good`` the copy."""
+        copy = self.last_good.get(sid)
+        if copy is None:
+            return
+        self._journal("schedule_removed", changes, "removed", schedule=sid, file=None, content_hash=copy.content_hash,
+                      deleted_while_stopped=True, last_good=str(copy.path))
+        log.info("schedule %s: its file was deleted while the server was stopped; last good version %s removed",
+                 sid, copy.path)
 
     def _removed(self, state: ScheduleState, changes: list[Change]) -> None:
         sid = state.schedule_id
