@@ -59,7 +59,7 @@ INVALID_TIMINGS = [
      "expected a local time HH:MM (00:00..23:59), got '24:00'"),
     ("  type: daily\n  at: 5\n", 5, 7, "E020", "timing.at", "expected HH:MM or a list of them, got 5"),
     ('  type: daily\n  at: ["05:00", "5:00"]\n', 5, 17, "E020", "timing.at[1]",
-     "expected a local time HH:MM (00:00..23:59), got '5:00'"),
+     "expected a local time HH:MM (00:00..23:59), got '5:00'; write \"05:00\" (a time is HH:MM with a two-digit hour)"),
     ("  type: daily\n  at: []\n", 5, 7, "E020", "timing.at", "at least one time is required"),
     ('  type: daily\n  at: ["05:00", "05:00"]\n', 5, 7, "E020", "timing.at", "times must not repeat"),
     ("  type: daily\n", 3, 1, "E022", "timing.at", "missing required key 'at' (HH:MM or a list of them)"),
