@@ -15,7 +15,9 @@ parsed. The difference, by content hash:
 * unchanged file -> nothing; ``runner.apply`` is not called, so its next fire does not move;
 * invalid file -> the last good version keeps running, the schedule is ``degraded`` with the findings and
   ``schedule_invalid`` is journaled (once per distinct file content). A file that was never valid is not run.
-  Fixing the file clears ``degraded`` (``schedule_updated``, or ``schedule_loaded`` if it never ran).
+  Fixing the file clears ``degraded`` (``schedule_updated``, or ``schedule_loaded`` if it never ran). A file
+  whose ``run_command`` names a command outside this server's allowlist (E031, :func:`lint.command_errors`) is
+  invalid like any other: such a version could never run, so it is not loaded.
 
 The last good version outlives the process: every version that loads is copied to ``<data_dir>/last-good/``
 (:mod:`zmi_reconciler.lastgood`; a copy already named for those bytes is only checked, in the background, and
@@ -23,9 +25,9 @@ rewritten when damaged), and the copy goes when the file goes. When this process
 first pass after a start) and its file is invalid, the copy is loaded as if it had been running all along:
 ``runner.apply`` + ``schedule_loaded`` (with ``restored_from`` and the copy's ``loaded_at``), then
 ``schedule_invalid`` as above, so the schedule runs, degraded, with the file's errors. A copy that cannot be used
-(damaged or unreadable, or no longer valid: say the schema changed with an upgrade) is not run and is removed,
-with a warning: the schedule is then not run, as without a copy, and the errors of a copy that no longer validates
-join the status (``ScheduleState.refused``, ``last_good_errors`` of ``schedule_invalid``).
+(damaged or unreadable, no longer valid -- say the schema changed with an upgrade -- or naming a command outside
+the allowlist, E031) is not run and is removed, with a warning: the schedule is then not run, as without a copy,
+and the copy's errors join the status (``ScheduleState.refused``, ``last_good_errors`` of ``schedule_invalid``).
 
 ``loaded_at`` (the API's ``running_since``) is since when the running version has run without interruption as
 far as the data dir tells: a server restart is no interruption (the copy keeps the instant), but a time in which
@@ -62,6 +64,7 @@ import watchfiles
 
 from zmi_reconciler import forked
 from zmi_reconciler.lastgood import LastGoodStore
+from zmi_reconciler.lint import command_errors
 from zmi_reconciler.loader import Finding, LoadResult, is_schedule_file_name, load_schedule_file, load_schedule_text
 from zmi_reconciler.runs import iso_utc
 from zmi_reconciler.tasks.base import utc_now
@@ -177,8 +180,8 @@ class ScheduleState:
       from ``content_hash`` while degraded).
     - ``degraded``: the file on disk is invalid (``findings`` holds its errors); a previous valid version may
       still run (``schedule`` not None) or nothing runs.
-    - ``findings``: loader findings of the last read (errors when degraded; warnings otherwise), followed by
-      ``refused``.
+    - ``findings``: loader findings of the last read (errors when degraded; warnings otherwise), E031 included,
+      followed by ``refused``.
     - ``loaded_at``: since when the running definition has run without interruption: when it was loaded, kept
       across restarts by its persisted copy (:mod:`zmi_reconciler.lastgood`; a restart is no interruption, a
       time in which a server ran without it is); ``checked_at``: when the file was last read. Both aware UTC.
@@ -336,6 +339,7 @@ class Reconciler:
         result = self._preloaded.pop(path, None)
         if result is None or result.content_hash != digest:
             result = load_schedule_file(Path(path), root=self.directory)
+        result = self._checked(result)
         self._stats_seen(path, result.content_hash)
         if result.schedule is None:
             self._invalid(sid, result, state, changes)
@@ -375,6 +379,18 @@ class Reconciler:
         cached = self._stats.get(path)
         if cached is not None and cached[1] != digest:  # changed between our read and the loader's
             self._stats[path] = ((0, 0, 0, 0), digest)
+
+    def _checked(self, result: LoadResult) -> LoadResult:
+        """``result`` with E031 (:func:`lint.command_errors`) for each ``run_command`` whose command is not in
+        this server's allowlist (``settings.commands``); such a result has errors, so no schedule, like any
+        invalid file. Unchanged when it has no schedule or every command is allowlisted."""
+        if result.schedule is None:
+            return result
+        errors = command_errors(result, self.settings.commands)
+        if not errors:
+            return result
+        findings = sorted([*result.findings, *errors], key=lambda f: (f.line, f.column, f.code))
+        return dataclasses.replace(result, schedule=None, findings=findings)
 
     def _valid(self, sid: str, result: LoadResult, state: ScheduleState | None, changes: list[Change]) -> None:
         schedule = result.schedule
@@ -442,9 +458,10 @@ class Reconciler:
 
     def _restore(self, sid: str, result: LoadResult, changes: list[Change]) -> ScheduleState | None:
         """Hand the persisted last good version of ``sid`` to the runner (``schedule_loaded``) and return its
-        state. None when there is no copy. A copy that cannot be run (damaged or unreadable, or no longer valid)
-        is removed with a warning, since the schedule does not run from now on and a copy claims since when it
-        runs; the returned state then runs nothing and carries the copy's errors (``refused``), if any."""
+        state. None when there is no copy. A copy that cannot be run (damaged or unreadable, no longer valid, or
+        E031: a command outside the allowlist) is removed with a warning, since the schedule does not run from
+        now on and a copy claims since when it runs; the returned state then runs nothing and carries the copy's
+        errors (``refused``), if any."""
         copy = self.last_good.get(sid)
         if copy is None:
             return None
@@ -454,13 +471,15 @@ class Reconciler:
             log.warning("schedule %s: the persisted last good version cannot be used and is removed: %s", sid, exc)
             self.last_good.discard(sid)
             return None
-        loaded = load_schedule_text(data, Path(result.file).name)  # named like the file, so the id checks out
+        # Named like the file, so the id checks out; checked against the allowlist like the file.
+        loaded = self._checked(load_schedule_text(data, Path(result.file).name))
         if loaded.schedule is None:
             errors = loaded.errors or loaded.findings
             first = errors[0]
-            log.warning("schedule %s: the persisted last good version %s does not validate any more; it is not run "
-                        "and is removed (line %d column %d: %s %s %s)", sid, copy.path, first.line, first.column,
-                        first.code, first.path, first.message)
+            why = "names a command outside the allowlist" if first.code == "E031" else "does not validate any more"
+            log.warning("schedule %s: the persisted last good version %s %s; it is not run and is removed "
+                        "(line %d column %d: %s %s %s)", sid, copy.path, why, first.line, first.column, first.code,
+                        first.path, first.message)
             self.last_good.discard(sid)
             refused = tuple(dataclasses.replace(f, file=str(copy.path), severity="error", message=(
                 f"the last good version ({copy.name}, loaded {iso_utc(copy.loaded_at)}) is not run either and was "
