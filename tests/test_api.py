@@ -639,9 +639,13 @@ def test_pausing_a_schedule_whose_command_left_the_allowlist_still_works(tmp_pat
     (env.schedules / "hr.yaml").write_text(
         "name: HR sync\ntiming: {type: daily, at: \"05:00\"}\ntasks:\n  - task: run_command\n"
         "    params: {command: retired}\n")
+    env.reconciler.reconcile_all()
     try:
         with TestClient(env.app) as client:
-            etag = client.get("/api/v1/schedules/hr", headers=READ).headers["etag"]
+            detail = client.get("/api/v1/schedules/hr", headers=READ)
+            assert detail.json()["spec"] is None  # E031: invalid on this server, as its status says
+            assert [e["code"] for e in detail.json()["status"]["errors"]] == ["E031"]
+            etag = detail.headers["etag"]
             r = client.post("/api/v1/schedules/hr/pause", headers={**WRITE, "If-Match": etag})
             assert r.status_code == 200, r.text
             assert "enabled: false" in (env.schedules / "hr.yaml").read_text()

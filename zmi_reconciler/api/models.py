@@ -133,9 +133,10 @@ class ScheduleDetail(_Out):
         default=None, description="SHA-256 hex of the file bytes of running_spec (differs from the file's while "
                                   "degraded); null with running_spec")
     running_since: datetime | None = Field(
-        default=None, description="when the version of running_spec was first loaded (UTC); it survives restarts: "
-                                  "a server started with an invalid file runs the last good version it kept in the "
-                                  "data dir; null with running_spec")
+        default=None, description="since when the version of running_spec has run without interruption (UTC): a "
+                                  "server restart does not interrupt it (a server started with an invalid file runs "
+                                  "the last good version it kept in the data dir), a time in which the server ran "
+                                  "without it does; null with running_spec")
 
 
 class ScheduleCreate(BaseModel):

@@ -198,6 +198,10 @@ class ScheduleService:
         FIFO, too large); then ``source`` is empty and the status is degraded with those errors."""
         result = loader.load_schedule_text(data, file_name)
         valid = not refused and result.schedule is not None and not _errors(result.findings)
+        if valid:  # a run_command outside this server's allowlist makes the file invalid here too (E031)
+            from zmi_reconciler import lint
+
+            valid = not lint.command_errors(result, self.settings.commands)
         spec = None
         if valid:
             try:
