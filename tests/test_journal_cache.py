@@ -614,6 +614,24 @@ def test_a_first_build_splits_the_bytes_to_read_between_the_two_builders(
     assert plan(days, sizes, 0.55, 1000) == []
 
 
+def test_the_second_builders_share_follows_the_head_start_it_gets(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """serve forks the builder before its own ~1.6 s of other work: the child takes half of (head start + all
+    bytes to read), so that both end together, and never the oldest file."""
+    monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1)
+    days = [datetime(2026, 3, day).date() for day in range(1, 6)]
+    for day in days:
+        (tmp_path / f"{day.isoformat()}.jsonl").write_bytes(b"x" * 99 + b"\n")  # 5 x 100 bytes, no cache entry
+    ordinals = [day.toordinal() for day in days]
+    for head_start, expected in [(0, ordinals[3:]), (300, ordinals[1:]), (10_000, ordinals[1:])]:
+        build = Journal.start_first_build(tmp_path, head_start=head_start)
+        assert build is not None
+        try:
+            assert build.days == expected, head_start
+        finally:
+            build.cancel()
+
+
 def test_a_first_build_started_before_the_open_is_used_by_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``serve`` starts the second builder first and opens the journal later (with ``first_build``): files
     whose entry is missing or of another format are built by it; the index equals a cold one."""

@@ -39,8 +39,8 @@ def _forked(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     started: list[object] = []
     real_start = Journal.start_first_build.__func__  # type: ignore[attr-defined]
 
-    def spy(cls: type, directory: Path, share: float = 0.55) -> object:
-        build = real_start(cls, directory, share)
+    def spy(cls: type, directory: Path, share: float | None = None, head_start: int = 0) -> object:
+        build = real_start(cls, directory, share, head_start)
         started.append(build)
         return build
 

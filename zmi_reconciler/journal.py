@@ -607,13 +607,16 @@ class Journal:
         return _ColdBuild.start(self.directory, days) if days else None
 
     @classmethod
-    def start_first_build(cls, directory: Path, share: float = 0.55) -> _ColdBuild | None:
+    def start_first_build(cls, directory: Path, share: float | None = None,
+                          head_start: int = 0) -> _ColdBuild | None:
         """Start the second builder of a first build before opening the journal, so that it works while the
         caller does other things first (``serve`` imports the API and reads the schedule files): pass the result
         as ``first_build``. ``share``: the part of the bytes to read that the child takes (the newest files);
-        the more the caller does meanwhile, the larger. Files count as to be read when their cache entry is
-        missing or of another format (a guess from the entry's first bytes; the open checks properly).
-        None when it does not pay (see :func:`_plan_cold_build`) or ``fork`` is missing."""
+        by default it follows from ``head_start``: the bytes the child reads while the caller does its other
+        work, so that both end together (the child takes ``(head_start + total) / 2``, at most all but the
+        oldest file). Files count as to be read when their cache entry is missing or of another format (a guess
+        from the entry's first bytes; the open checks properly). None when it does not pay (see
+        :func:`_plan_cold_build`) or ``fork`` is missing."""
         directory = Path(directory)
         try:
             names = sorted(name for name in os.listdir(directory) if _FILE_RE.match(name))
@@ -634,6 +637,9 @@ class Journal:
                 pass
             ordinals.append(ordinal)
             sizes.append(size)
+        if share is None:
+            total = sum(sizes)
+            share = min(1.0, (head_start + total) / (2 * total)) if total else 0.5
         days = _plan_cold_build(ordinals, sizes, share, cls.PARALLEL_BUILD_BYTES)
         return _ColdBuild.start(directory, days) if days else None
 
