@@ -512,7 +512,8 @@ def test_patch_on_a_degraded_schedule_reports_its_own_errors_apart(env, client):
     assert [(e["path"], e["line"], e["code"]) for e in r.json()["errors"]] == [("timing.at", 2, "E020"),
                                                                                ("overlap", 3, "E020")]
     assert ("never.yaml has 1 error(s) on disk that the PATCH leaves in place (lines and columns as in the file on "
-            "disk), and 1 error(s) that the PATCH adds. No version of it runs: it has never loaded. To change that, "
+            "disk), and 1 error(s) that the PATCH adds. No version of it runs (none loaded since this server started, "
+            "and no usable last good copy). To change that, "
             "fix the file") in r.json()["detail"]
     r = client.put("/api/v1/schedules/never", json={"name": "x", "timing": {"type": "daily", "at": "09:00"},
                                                     "tasks": [{"task": "calculate_days"}]},
@@ -632,27 +633,35 @@ def test_a_run_command_outside_the_allowlist_is_refused_by_writes_and_flagged_by
         close_env(env)
 
 
-def test_pausing_a_schedule_whose_command_left_the_allowlist_still_works(tmp_path):
-    """E031 blocks writes that introduce a command the server cannot run, not edits of a file that named it
-    before the allowlist changed: an admin must be able to pause it (and PATCH other fields)."""
+def test_pausing_a_schedule_whose_command_left_the_allowlist_says_what_runs(tmp_path):
+    """A file naming a command this server's allowlist lacks does not load here (E031), so writing enabled: false
+    into it would change nothing that runs: the pause is refused with what runs (its last good version, still
+    firing) and how to stop it, and nothing is written; the same for a file that never loaded. (QA: the pause
+    answered 200 while the last good version kept firing.)"""
     env = make_env(tmp_path, commands={"sync-hr": ["/usr/bin/true"]})
-    (env.schedules / "hr.yaml").write_text(
-        "name: HR sync\ntiming: {type: daily, at: \"05:00\"}\ntasks:\n  - task: run_command\n"
-        "    params: {command: retired}\n")
+    good = ("name: HR sync\ntiming: {type: daily, at: \"05:00\"}\ntasks:\n  - task: run_command\n"
+            "    params: {command: sync-hr}\n")
+    (env.schedules / "hr.yaml").write_text(good)
+    env.reconciler.reconcile_all()
+    (env.schedules / "hr.yaml").write_text(good.replace("sync-hr}", "retired}"))
+    (env.schedules / "new.yaml").write_text(good.replace("sync-hr}", "retired}"))
     env.reconciler.reconcile_all()
     try:
         with TestClient(env.app) as client:
             detail = client.get("/api/v1/schedules/hr", headers=READ)
             assert detail.json()["spec"] is None  # E031: invalid on this server, as its status says
             assert [e["code"] for e in detail.json()["status"]["errors"]] == ["E031"]
-            etag = detail.headers["etag"]
-            r = client.post("/api/v1/schedules/hr/pause", headers={**WRITE, "If-Match": etag})
-            assert r.status_code == 200, r.text
-            assert "enabled: false" in (env.schedules / "hr.yaml").read_text()
-            etag = r.headers["etag"]
-            r = client.patch("/api/v1/schedules/hr", json={"tasks": [{"task": "run_command",
-                                                                      "params": {"command": "other"}}]},
-                             headers={**WRITE, "If-Match": etag})
-            assert r.status_code == 422 and r.json()["errors"][0]["code"] == "E031"
+            assert detail.json()["status"]["enabled"] is True  # the last good version still fires
+            before = (env.schedules / "hr.yaml").read_bytes()
+            r = client.post("/api/v1/schedules/hr/pause", headers={**WRITE, "If-Match": detail.headers["etag"]})
+            assert r.status_code == 422, r.text
+            assert [(e["code"], e["path"], e["line"]) for e in r.json()["errors"]] == [
+                ("E031", "tasks[0].params.command", 5)]
+            assert "Its last good version keeps running" in r.json()["detail"]
+            assert "delete it" in r.json()["detail"]
+            assert (env.schedules / "hr.yaml").read_bytes() == before
+            etag = client.get("/api/v1/schedules/new", headers=READ).headers["etag"]
+            r = client.post("/api/v1/schedules/new/resume", headers={**WRITE, "If-Match": etag})
+            assert r.status_code == 422 and "No version of it runs" in r.json()["detail"]
     finally:
         close_env(env)

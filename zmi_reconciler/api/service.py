@@ -223,26 +223,28 @@ class ScheduleService:
                               running_since=getattr(state, "loaded_at", None) if running else None)
 
     # ------------------------------------------------------------------ writing
-    def _validated(self, schedule_id: str, text: str, file_name: str, previous: bytes | None = None) -> bytes:
-        """The text to write, or :class:`Invalid` (422) with every loader error, and E031 for a ``run_command``
-        this server's allowlist lacks (it could never run: refused like an invalid value) unless ``previous``
-        (the file before an edit) named that command already: pausing a schedule whose command was taken off
-        the allowlist must work."""
-        result = loader.load_schedule_text(text.encode("utf-8"), file_name)
+    def _validated(self, schedule_id: str, text: str, file_name: str) -> bytes:
+        """The text to write, or :class:`Invalid` (422) with every error of the file on this server: the
+        loader's, and E031 for a ``run_command`` this server's allowlist lacks (it could never run; the
+        reconciler does not load such a file either, so an edit that leaves it would change nothing that runs:
+        :meth:`_broken_on_disk` says so)."""
+        errors = self._file_errors(text.encode("utf-8"), file_name)
+        if not errors:
+            return text.encode("utf-8")
+        fields = [error_from_finding(f) for f in errors]
+        raise Invalid(f"{len(fields)} error(s) in {file_name}; nothing was written", fields)
+
+    def _file_errors(self, data: bytes, file_name: str) -> list[loader.Finding]:
+        """The errors of a schedule file's bytes on this server: the loader's; when it loads, E031."""
+        result = loader.load_schedule_text(data, file_name)
         errors = _errors(result.findings)
-        if result.schedule is not None and not errors:
+        if result.schedule is None and not errors:
+            return [loader.Finding(file_name, 0, 0, "", "E000", "error", "not a valid schedule")]
+        if not errors:
             from zmi_reconciler import lint
 
             errors = lint.command_errors(result, self.settings.commands)
-            if errors and previous is not None:
-                before = loader.load_schedule_text(previous, file_name).schedule
-                known = {t.params.command for t in before.tasks if t.task == "run_command"} if before else set()
-                errors = [f for f in errors if _command_at(result, f.path) not in known]
-        if errors or result.schedule is None:
-            fields = [error_from_finding(f) for f in errors] or [
-                FieldError(path="", line=0, column=0, code="E000", message="not a valid schedule")]
-            raise Invalid(f"{len(fields)} error(s) in {file_name}; nothing was written", fields)
-        return text.encode("utf-8")
+        return errors
 
     def _after_write(self) -> None:
         if self.reconciler is None:
@@ -291,7 +293,7 @@ class ScheduleService:
                 raise Invalid("the file is not UTF-8", [FieldError(path="", line=1, column=1, code="E005",
                                                                    message="file is not UTF-8 text")]) from None
             try:
-                new_data = self._validated(schedule_id, change(text), path.name, previous=data)
+                new_data = self._validated(schedule_id, change(text), path.name)
             except Invalid as exc:
                 raise self._broken_on_disk(schedule_id, path.name, data, exc, action) from None
             if new_data == data:
@@ -309,7 +311,7 @@ class ScheduleService:
         (the last good version, or nothing) and how to stop it: fix or delete the file (the API writes the file
         only, so a pause cannot reach the last good version while the file does not load). ``invalid`` itself
         when the file on disk has none of the errors."""
-        on_disk = {(f.code, f.path or ""): f for f in _errors(loader.load_schedule_text(data, file_name).findings)}
+        on_disk = {(f.code, f.path or ""): f for f in self._file_errors(data, file_name)}
         errors, inherited = [], 0
         for error in invalid.extensions.get("errors") or []:
             found = on_disk.get((error["code"], error["path"]))
@@ -328,7 +330,7 @@ class ScheduleService:
         since = getattr(state, "loaded_at", None)
         since_text = f" (running since {since.isoformat(timespec='seconds')})" if since is not None else ""
         if running is None:
-            now = "No version of it runs: it has never loaded."
+            now = "No version of it runs (none loaded since this server started, and no usable last good copy)."
         elif running.enabled:
             now = f"Its last good version keeps running{since_text}."
         else:
@@ -526,12 +528,3 @@ def _patch_text(text: str, patch: dict[str, Any]) -> str:
     except yamlio.YamlSyntaxError as exc:
         raise Invalid("the file is not valid YAML; fix it or use PUT", [FieldError(
             path="", line=exc.line, column=exc.column, code="E007", message=str(exc))]) from None
-
-
-def _command_at(result: loader.LoadResult, path: str | None) -> str | None:
-    """The command named by the ``run_command`` task at a finding's path (``tasks[i].params.command``)."""
-    try:
-        index = int((path or "").split("[", 1)[1].split("]", 1)[0])
-        return result.schedule.tasks[index].params.command  # type: ignore[union-attr]
-    except (IndexError, ValueError, AttributeError):
-        return None
