@@ -118,7 +118,7 @@ def test_restore_into_an_empty_data_dir(setup, tmp_path):
 
 
 def test_two_servers_with_their_own_data_dirs_cannot_share_a_journal_or_a_store(tmp_path):
-    """server.lock guards a data dir; a journal folder or tna database configured outside it is locked too, so
+    """server.lock guards a data dir; its journal folder and tna database are locked too, so
     a second server pointed at the same journal (it would fire every schedule and write the same run ids) or
     the same store is refused. Nothing stays held after a refusal."""
     from zmi_reconciler.config import Settings
@@ -140,4 +140,21 @@ def test_two_servers_with_their_own_data_dirs_cannot_share_a_journal_or_a_store(
         held.release()
     # the refused ones kept nothing (their data dir locks were let go) and the shared ones are free again
     with acquire_server_lock(same_journal) as lock_b, acquire_server_lock(same_store) as lock_c:
-        assert [len(lock_b.locks), len(lock_c.locks)] == [2, 2]
+        assert [len(lock_b.locks), len(lock_c.locks)] == [3, 3]
+
+
+def test_a_second_server_naming_the_journal_or_store_inside_a_running_servers_data_dir_is_refused(tmp_path):
+    """The default layout (journal and store inside the data dir) is locked as well: a second server or a
+    restore pointed at them from a data dir of its own is refused (QA: it started, and restore replaced the
+    running server's store)."""
+    from zmi_reconciler.config import Settings
+
+    running = Settings(data_dir=tmp_path / "var")
+    held = acquire_server_lock(running)
+    try:
+        with pytest.raises(StoreBusyError, match="holds this journal folder"):
+            acquire_server_lock(Settings(data_dir=tmp_path / "other", journal_dir=running.journal_path))
+        with pytest.raises(StoreBusyError, match="holds this tna database"):
+            acquire_server_lock(Settings(data_dir=tmp_path / "other2", database=running.database_path))
+    finally:
+        held.release()

@@ -42,9 +42,10 @@ def server_lock(settings: "Settings") -> filelock.FileLock:
 
 
 class ServerLock:
-    """The held locks of one server: its data dir's, and those of a journal folder or tna database configured
-    outside the data dir (two servers with their own data dirs must not share one journal or one store: both
-    would fire every schedule and write the same run ids). ``release()`` (idempotent) or a ``with`` block."""
+    """The held locks of one server: its data dir's, its journal folder's and its tna database's (two servers
+    with their own data dirs must not share one journal or one store: both would fire every schedule and write
+    the same run ids; a restore must not replace a store a server uses). ``release()`` (idempotent) or a
+    ``with`` block."""
 
     def __init__(self, locks: list[filelock.FileLock]) -> None:
         self.locks = locks
@@ -68,19 +69,16 @@ class ServerLock:
 
 def acquire_server_lock(settings: "Settings") -> ServerLock:
     """Take the server lock without waiting and return it (held; release with ``.release()`` or a ``with``):
-    ``<data_dir>/server.lock``, plus ``<journal>/.server.lock`` and ``<database>.server.lock`` when the journal
-    folder or the tna database lies outside the data dir.
+    ``<data_dir>/server.lock``, ``<journal>/.server.lock`` and ``<database>.server.lock``.
 
     Raises :class:`StoreBusyError` naming the lock file when another process holds one (nothing stays held).
     """
-    data_dir = Path(settings.data_dir).absolute()
-    paths = [server_lock_path(settings)]
     journal = Path(settings.journal_path).absolute()
-    if data_dir not in journal.parents:
-        paths.append(journal / f".{SERVER_LOCK_NAME}")
     database = Path(settings.database_path).absolute()
-    if data_dir not in database.parents:
-        paths.append(database.with_name(f"{database.name}.{SERVER_LOCK_NAME}"))
+    # All three, also where journal and database lie in the data dir: another server (or restore) may name them
+    # from a data dir of its own.
+    paths = [server_lock_path(settings), journal / f".{SERVER_LOCK_NAME}",
+             database.with_name(f"{database.name}.{SERVER_LOCK_NAME}")]
     held: list[filelock.FileLock] = []
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
