@@ -23,9 +23,22 @@ def test_missing_named_config_file_is_an_error(tmp_path):
         load_settings(tmp_path / "nope.toml", environ={})
 
 
+def _no_file(tmp_path) -> str:
+    """ZMI_CONFIG naming an empty settings file: no settings from a file (./zmi-reconciler.toml is not read)."""
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    return str(empty)
+
+
+def test_missing_file_named_by_zmi_config_is_an_error_too(tmp_path):
+    """A typo in ZMI_CONFIG must not start a server on default settings and a fresh data dir (QA)."""
+    with pytest.raises(ConfigError, match="absent.toml: settings file not found"):
+        load_settings(None, environ={"ZMI_CONFIG": str(tmp_path / "absent.toml")})
+
+
 def test_invalid_zone_names_the_setting(tmp_path):
     with pytest.raises(ConfigError, match="Mars/Olympus"):
-        load_settings(None, environ={"ZMI_DEFAULT_TIMEZONE": "Mars/Olympus", "ZMI_CONFIG": str(tmp_path / "x")})
+        load_settings(None, environ={"ZMI_DEFAULT_TIMEZONE": "Mars/Olympus", "ZMI_CONFIG": _no_file(tmp_path)})
 
 
 def test_unknown_setting_rejected(tmp_path):
@@ -36,7 +49,7 @@ def test_unknown_setting_rejected(tmp_path):
 
 
 def test_dirs_resolve_under_data_dir(tmp_path):
-    s = load_settings(None, overrides={"data_dir": tmp_path}, environ={"ZMI_CONFIG": str(tmp_path / "absent")})
+    s = load_settings(None, overrides={"data_dir": tmp_path}, environ={"ZMI_CONFIG": _no_file(tmp_path)})
     assert s.inbox_path == tmp_path / "inbox"
     assert s.journal_path == tmp_path / "journal"
     assert s.database_path == tmp_path / "tna.sqlite3"
@@ -65,7 +78,7 @@ def test_mail_transport_env_override_keeps_the_files_smtp_keys(tmp_path):
 
 
 def test_mail_folder_resolves_under_data_dir(tmp_path):
-    absent = {"ZMI_CONFIG": str(tmp_path / "absent")}
+    absent = {"ZMI_CONFIG": _no_file(tmp_path)}
     s = load_settings(None, overrides={"data_dir": tmp_path}, environ={**absent, "ZMI_MAIL_TRANSPORT": "folder"})
     assert (s.smtp.transport, s.mail_path) == ("folder", tmp_path / "mail")
     cfg = tmp_path / "zmi.toml"
@@ -115,10 +128,10 @@ def test_settings_errors_name_the_table_the_flag_or_the_variable(tmp_path):
         f"{cfg}:3: tokens[0].sha256: missing (required)",
     ]
     with pytest.raises(ConfigError) as info:
-        load_settings(None, overrides={"port": "x"}, environ={"ZMI_CONFIG": str(tmp_path / "absent")})
+        load_settings(None, overrides={"port": "x"}, environ={"ZMI_CONFIG": _no_file(tmp_path)})
     assert str(info.value) == "invalid settings: command line: port: expected an integer, got 'x'"
     with pytest.raises(ConfigError) as info:
-        load_settings(None, environ={"ZMI_CONFIG": str(tmp_path / "absent"), "ZMI_MAIL_TRANSPORT": "pigeon"})
+        load_settings(None, environ={"ZMI_CONFIG": _no_file(tmp_path), "ZMI_MAIL_TRANSPORT": "pigeon"})
     assert str(info.value) == ("invalid settings: ZMI_MAIL_TRANSPORT: smtp.transport: expected 'smtp' or 'folder', "
                                "got 'pigeon'")
     with pytest.raises(ConfigError, match="is a directory, expected a TOML file"):

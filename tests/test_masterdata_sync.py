@@ -27,7 +27,8 @@ employees:
 
 
 def _settings(tmp_path):
-    return load_settings(None, overrides={"data_dir": tmp_path}, environ={"ZMI_CONFIG": str(tmp_path / "absent")})
+    (tmp_path / "empty.toml").write_text("")  # a settings file without settings (./zmi-reconciler.toml not read)
+    return load_settings(None, overrides={"data_dir": tmp_path}, environ={"ZMI_CONFIG": str(tmp_path / "empty.toml")})
 
 
 def test_sync_applies_masterdata_and_fills_holidays_once(tmp_path):

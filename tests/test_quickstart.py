@@ -8,9 +8,17 @@ from zmi_reconciler.config import load_settings
 from zmi_reconciler.tna.store import Store
 
 
+def _no_file(tmp_path) -> str:
+    """ZMI_CONFIG naming an empty settings file: no settings from a file (./zmi-reconciler.toml is not read;
+    a named file that is missing is an error)."""
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    return str(empty)
+
+
 def test_first_start_seeds_demo_and_drops_export_then_never_again(tmp_path):
     settings = load_settings(None, overrides={"data_dir": tmp_path / "var"},
-                             environ={"ZMI_CONFIG": str(tmp_path / "absent")})
+                             environ={"ZMI_CONFIG": _no_file(tmp_path)})
     lines = seed_if_empty(settings)
     export = settings.inbox_path / "demo-attlog.dat"
     assert export.exists() and export.read_text().count("\n") > 100
@@ -28,7 +36,7 @@ def test_first_start_seeds_demo_and_drops_export_then_never_again(tmp_path):
 
 
 def test_mail_folder_only_without_smtp_settings_or_env(tmp_path):
-    absent = {"ZMI_CONFIG": str(tmp_path / "absent")}
+    absent = {"ZMI_CONFIG": _no_file(tmp_path)}
     defaults = load_settings(None, overrides={"data_dir": tmp_path}, environ=absent)
     assert wants_mail_folder(defaults, absent) is True
     assert wants_mail_folder(defaults, {**absent, "ZMI_MAIL_TRANSPORT": ""}) is True  # empty counts as unset
@@ -41,7 +49,7 @@ def test_mail_folder_only_without_smtp_settings_or_env(tmp_path):
 
 
 def test_run_switches_to_mail_folder_before_serving(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("ZMI_CONFIG", str(tmp_path / "absent"))
+    monkeypatch.setenv("ZMI_CONFIG", _no_file(tmp_path))
     monkeypatch.setenv("ZMI_MAIL_TRANSPORT", "")
     monkeypatch.delenv("ZMI_MAIL_TRANSPORT")  # restored (removed) after the test, though run() sets it
     seen = {}
@@ -73,7 +81,7 @@ def test_upcoming_lists_schedules_soonest_first_with_local_next_fire(tmp_path):
     (sched / "c.yaml").write_text("name: C\ntiming: {type: manual}\ntasks:\n  - task: backup_database\n")
     (sched / "d.yaml").write_text("name: D\ntiming: {type: hourly}\ntasks: []\n")
     settings = load_settings(None, overrides={"data_dir": tmp_path / "var", "schedules_dir": sched},
-                             environ={"ZMI_CONFIG": str(tmp_path / "absent")})
+                             environ={"ZMI_CONFIG": _no_file(tmp_path)})
     lines = upcoming(settings, datetime(2026, 11, 29, 12, 1, tzinfo=timezone.utc))
     assert lines[0].startswith("b (") and "next Sun 2026-11-29 13:02 CET" in lines[0]
     assert lines[1].startswith("a (") and "next Mon 2026-11-30 05:00 CET" in lines[1]

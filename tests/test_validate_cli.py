@@ -151,8 +151,9 @@ def test_run_command_allowlist_from_config_flag_and_env(capsys, monkeypatch, tmp
     assert run(capsys, "s", "--config", str(tmp_path / "other.toml"), *NOW)[1].splitlines()[0] == E031
     monkeypatch.setenv("ZMI_CONFIG", str(tmp_path / "other.toml"))
     assert run(capsys, "s", *NOW)[1].splitlines()[0] == E031
-    monkeypatch.setenv("ZMI_CONFIG", str(tmp_path / "missing.toml"))  # not read by load_settings either
-    assert run(capsys, "s", *NOW)[0] == 0
+    monkeypatch.setenv("ZMI_CONFIG", str(tmp_path / "missing.toml"))  # a named file must exist, as --config's
+    code, _, err = run(capsys, "s", *NOW)
+    assert code == 2 and "missing.toml: settings file not found" in err
 
 
 def test_empty_zmi_config_is_unset_for_the_allowlist_too(capsys, monkeypatch):

@@ -189,7 +189,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, overrides: 
                   environ: dict[str, str] | None = None) -> Settings:
     """Load settings: file < environment < ``overrides`` (flags; ``None`` values are ignored).
 
-    The file is :func:`config_file_path`; ``./zmi-reconciler.toml`` is optional, a named one must exist.
+    The file is :func:`config_file_path`; ``./zmi-reconciler.toml`` is optional, a named one (``--config`` or
+    ``ZMI_CONFIG``) must exist: a typo must not start a server on default settings and a fresh data dir.
     Relative ``data_dir`` and ``schedules_dir`` are made absolute against the current working directory (not
     the settings file's folder); the other paths are relative to ``data_dir``. Raises :class:`ConfigError`
     when the named file is missing or unreadable, or with one line per invalid value naming where it was set
@@ -200,7 +201,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, overrides: 
     origins: dict[str, str] = {}
     text = ""
     path = config_file_path(config_file, environ)
-    if config_file or path.exists():
+    if config_file or environ.get("ZMI_CONFIG") or path.exists():  # a named file (flag or variable) must exist
         import tomllib  # lazy: only a settings file needs it (Settings() and the API do not)
 
         try:

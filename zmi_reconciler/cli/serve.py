@@ -83,7 +83,7 @@ def journal_path_guess(args: argparse.Namespace, environ: dict[str, str] | None 
     config = getattr(args, "config", None)
     path = Path(config) if config else Path(environ.get("ZMI_CONFIG") or "zmi-reconciler.toml")
     values: dict[str, Any] = {}
-    if config or path.exists():
+    if config or environ.get("ZMI_CONFIG") or path.exists():
         import tomllib
 
         try:

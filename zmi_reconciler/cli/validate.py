@@ -132,7 +132,8 @@ def known_allowlist(args: argparse.Namespace, settings: Settings,
     ``--config``, else ``ZMI_CONFIG``, else ``./zmi-reconciler.toml`` when it exists.
     """
     config = getattr(args, "config", None)
-    return settings.commands if config or config_file_path(None, environ).exists() else None
+    named = config or environ.get("ZMI_CONFIG")
+    return settings.commands if named or config_file_path(None, environ).exists() else None
 
 
 def _display_path(path: Path) -> Path:
