@@ -232,3 +232,31 @@ def test_a_restart_loads_the_schedule_files_in_a_second_process(
     assert len(started) == 1 and started[0] is not None
     assert loaded_here == []  # the child loaded nightly.yaml (its load_schedule_file ran there)
     assert multiprocessing.active_children() == []
+
+
+def test_the_commands_of_runs_closed_as_interrupted_are_stopped_in_the_background(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """serve closes the runs of a killed server and hands them to run_command.stop_leftovers (in a thread:
+    ending a process group may take seconds, start-up goes on)."""
+    from zmi_reconciler import reconcile
+
+    journal = Journal(settings.journal_path, index_cache=False)
+    journal.append("run_started", schedule="nightly", run_id="nightly@killed", trigger="manual", pid=2**22 + 12345)
+    journal.close()
+    handed: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(serve_module, "_stop_leftover_commands",
+                        lambda j, ids: handed.append((threading.current_thread().name, list(ids))))
+    stop = threading.Event()
+    real_pass = reconcile.Reconciler.reconcile_all
+
+    def pass_then_stop(self):  # stop right after the first pass: before anything fires or listens
+        stop.set()
+        return real_pass(self)
+
+    monkeypatch.setattr(reconcile.Reconciler, "reconcile_all", pass_then_stop)
+    assert serve_module.serve(settings, stop) == 0
+    for _ in range(100):  # (the thread may still be starting)
+        if handed:
+            break
+        threading.Event().wait(0.05)
+    assert handed == [("zmi-leftover-commands", ["nightly@killed"])]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import time
@@ -70,3 +72,62 @@ def test_missing_executable_fails(tmp_path):
     ctx = ctx_for(tmp_path, {"nope": [str(tmp_path / "does-not-exist")]}, [])
     with pytest.raises(TaskFailed, match="could not start"):
         run_command.run(ctx, run_command.Params(command="nope"))
+
+
+def test_the_started_line_records_the_commands_pid_and_start_time(tmp_path):
+    records: list = []
+    settings = make_settings(tmp_path, commands={"hello": [PY, "-c", "print('hi')"]})
+    ctx = TaskContext(settings=settings, schedule_id="s", run_id="s@1", task_index=0, task_name="run_command",
+                      scheduled_for=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                      log=lambda message, level="info", **f: records.append((message, f)))
+    run_command.run(ctx, run_command.Params(command="hello"))
+    started = [(m, f) for m, f in records if m.startswith("started hello")]
+    assert len(started) == 1 and isinstance(started[0][1]["command_pid"], int)
+    if run_command.process_start(os.getpid()) is not None:  # Linux /proc
+        assert isinstance(started[0][1]["command_start"], int) and started[0][1]["command_start"] > 0
+
+
+def _leftover(tmp_path, code: str, start_offset: int = 0):
+    """A journal whose server was killed while run s@1's command (``code``, in its own session) ran."""
+    import subprocess
+
+    from zmi_reconciler.journal import Journal
+
+    journal = Journal(tmp_path / "journal")
+    proc = subprocess.Popen([PY, "-c", code], start_new_session=True)
+    time.sleep(0.3)  # (the child installs its signal handlers)
+    journal.append("run_started", schedule="s", run_id="s@1", trigger="manual", pid=2**22 + 12345)  # dead pid
+    journal.append("task_started", schedule="s", run_id="s@1", index=0, task="run_command")
+    journal.append("task_log", schedule="s", run_id="s@1", index=0, task="run_command", level="info",
+                   message="started", command_pid=proc.pid,
+                   command_start=(run_command.process_start(proc.pid) or 0) + start_offset)
+    assert journal.close_interrupted() == ["s@1"]
+    return journal, proc
+
+
+@pytest.mark.skipif(run_command.process_start(os.getpid()) is None, reason="needs Linux /proc")
+def test_a_command_that_outlived_its_killed_server_is_stopped_at_the_next_start(tmp_path):
+    """QA: kill -9 of serve left the command running while the run was recorded interrupted; a re-trigger could
+    run its side effect twice. The next start ends the process group (SIGTERM; SIGKILL for one ignoring it)."""
+    journal, proc = _leftover(tmp_path, "import time; time.sleep(60)")
+    assert run_command.stop_leftovers(journal, ["s@1"], grace=2) == [("s@1", proc.pid)]
+    assert proc.wait(timeout=5) == -signal.SIGTERM
+    notes = [e for e in journal.iter_events() if e["event"] == "task_log" and "outlived its server" in e["message"]]
+    assert [(e["run_id"], e["index"], e["task"], e["level"]) for e in notes] == [("s@1", 0, "run_command", "warning")]
+
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    journal, proc = _leftover(tmp_path / "2", stubborn)
+    assert run_command.stop_leftovers(journal, ["s@1"], grace=0.5) == [("s@1", proc.pid)]
+    assert proc.wait(timeout=5) == -signal.SIGKILL
+
+
+@pytest.mark.skipif(run_command.process_start(os.getpid()) is None, reason="needs Linux /proc")
+def test_a_reused_pid_is_not_stopped(tmp_path):
+    """Another process that got the pid (another start time) is none of ours."""
+    journal, proc = _leftover(tmp_path, "import time; time.sleep(60)", start_offset=1)
+    try:
+        assert run_command.stop_leftovers(journal, ["s@1"], grace=0.5) == []
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()

@@ -189,6 +189,9 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
             preloading.cancel()
     if interrupted:
         log.warning("closed %d run(s) of a previous process as interrupted", len(interrupted))
+        # Their commands may still run (a kill -9 cannot stop them); ended in the background, start-up goes on.
+        threading.Thread(target=_stop_leftover_commands, args=(journal, interrupted),
+                         name="zmi-leftover-commands", daemon=True).start()
     reconciler.reconcile_all()
     if stop.is_set():  # SIGTERM/SIGINT during start-up: stop before anything fires or listens
         log.info("stopped during start-up")
@@ -241,6 +244,16 @@ def _save_index_soon(journal: Any, stop: threading.Event) -> None:
         journal.save_index()
     except Exception:  # the cache only saves time at the next start
         log.exception("journal: writing the index cache failed")
+
+
+def _stop_leftover_commands(journal: Any, run_ids: list[str]) -> None:
+    """:func:`zmi_reconciler.tasks.run_command.stop_leftovers` for the runs closed as interrupted at start."""
+    try:
+        from zmi_reconciler.tasks.run_command import stop_leftovers
+
+        stop_leftovers(journal, run_ids)
+    except Exception:  # a failure here must not take the server down; the runs are closed already
+        log.exception("stopping the commands of interrupted runs failed")
 
 
 def _sync_store(settings: Settings) -> None:

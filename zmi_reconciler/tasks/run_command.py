@@ -7,6 +7,11 @@ as a ``task_log`` record (``stream`` ``stdout``/``stderr``; lines longer than 4,
 Exit status 0 -> succeeded, anything else -> failed with the code (or the signal). When the run's cancel event
 is set (timeout, shutdown) the process group gets SIGTERM, then SIGKILL after 5 s.
 
+The ``task_log`` line ``started ...`` records the command's ``command_pid`` and ``command_start`` (its start time
+in clock ticks since boot, Linux ``/proc``): a server killed with SIGKILL cannot stop its commands, so the next
+start calls :func:`stop_leftovers` for the runs it closes as interrupted, which ends each such process group that
+is still the same process (same pid and start time), so that a re-trigger does not run a side effect twice.
+
 A name missing from the allowlist fails the task (:func:`allowlist_problem`); ``zmi-reconciler validate``
 reports it earlier, as E031, when it can read the server's settings file.
 """
@@ -18,8 +23,9 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
-from typing import IO
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, Any
 
 from pydantic import Field
 
@@ -64,12 +70,13 @@ def run(ctx: TaskContext, params: Params) -> Result:
     argv = commands[params.command]
     result = Result(command=params.command)
     cwd = ctx.settings.data_dir if ctx.settings.data_dir.is_dir() else None
-    ctx.log(f"starting {params.command}: {argv!r}")
     try:
         proc = subprocess.Popen(list(argv), shell=False, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, cwd=cwd, start_new_session=True)
     except OSError as exc:
         raise TaskFailed(f"command {params.command!r} could not start: {exc}", result=result) from exc
+    ctx.log(f"started {params.command}: {argv!r} as pid {proc.pid}", command_pid=proc.pid,
+            command_start=process_start(proc.pid))
     counts = {"stdout": 0, "stderr": 0}
     readers = [threading.Thread(target=_pump, args=(stream, name, ctx, counts), daemon=True,
                                 name=f"{ctx.run_id} {name}")
@@ -122,6 +129,65 @@ def _stop(proc: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot (``/proc/<pid>/stat`` field 22): with the pid
+    it names one process, even after the pid is reused. None where ``/proc`` is missing or the process is gone
+    (a zombie counts as gone: it runs nothing, and a container's init may never reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return None if fields[0] == b"Z" else int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def stop_leftovers(journal: Any, run_ids: Iterable[str], grace: float = KILL_AFTER) -> list[tuple[str, int]]:
+    """End the commands of ``run_ids`` (runs the journal just closed as interrupted: their server was killed)
+    that still run: every ``task_log`` of such a run with ``command_pid`` and ``command_start`` whose process is
+    still that process (same start time) gets its process group SIGTERM, SIGKILL after ``grace`` seconds. Each
+    one is logged (warning) and journaled as a ``task_log`` of its run. Returns (run id, pid) of those ended.
+    A command whose start time was not recorded (no ``/proc``) is left alone and logged."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    ended: list[tuple[str, int]] = []
+    for run_id in run_ids:
+        run = journal.get_run(run_id)
+        for line in (run or {}).get("logs", []):
+            pid, start = line.get("command_pid"), line.get("command_start")
+            if not isinstance(pid, int) or pid <= 0:
+                continue
+            if not isinstance(start, int):
+                log.warning("run %s: command pid %d of the interrupted run may still run (its start time was not "
+                            "recorded, so it is not stopped)", run_id, pid)
+                continue
+            if process_start(pid) != start:
+                continue  # ended, or the pid is another process by now
+            _end_group(pid, start, grace)
+            message = (f"command pid {pid} of this run outlived its server (killed); stopped at the next start "
+                       f"(SIGTERM to its process group, SIGKILL after {grace:.0f} s)")
+            log.warning("run %s: %s", run_id, message)
+            journal.append("task_log", schedule=run["schedule"], run_id=run_id, index=line.get("index"),
+                           task=line.get("task"), level="warning", message=message)
+            ended.append((run_id, pid))
+    return ended
+
+
+def _end_group(pid: int, start: int, grace: float) -> None:
+    """SIGTERM the process group of ``pid`` (its leader, start_new_session), SIGKILL it when the leader is still
+    the same process after ``grace`` seconds. Not our child any more: polled, not waited for."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if process_start(pid) != start:
+                return
+            time.sleep(0.05)
 
 
 SPEC = TaskSpec(
