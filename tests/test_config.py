@@ -151,3 +151,13 @@ def test_relative_dirs_are_relative_to_the_working_directory_not_the_settings_fi
     settings_section = readme[readme.index("## Settings"):].split("\n## ", 1)[0]
     assert "relative to the **current working directory of the process**, not to the settings file" in \
         settings_section
+
+
+def test_ports_outside_0_65535_are_settings_errors(tmp_path):
+    """QA: port = 99999 got as far as bind() and ended in an OverflowError traceback."""
+    cfg = tmp_path / "zmi.toml"
+    cfg.write_text("port = 99999\n[smtp]\nport = -1\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, environ={})
+    text = str(info.value)
+    assert f"{cfg}:1: port:" in text and f"{cfg}:3: smtp.port:" in text and "65535" in text

@@ -41,7 +41,7 @@ class SmtpSettings(BaseModel):
     #: (:attr:`Settings.mail_path`). Created when missing.
     folder: Path = Path("mail")
     host: str = "localhost"
-    port: int = 25
+    port: int = Field(default=25, ge=1, le=65535)
     security: Literal["plain", "starttls", "ssl"] = "plain"
     username: str | None = None
     password: str | None = None
@@ -68,7 +68,7 @@ class Settings(BaseModel):
     data_dir: Path = Path("var")
     schedules_dir: Path = Path("schedules.d")
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
     default_timezone: str = "Europe/Berlin"
     #: ``holidays`` package region: country code, optionally ``-`` subdivision (``DE-BY``, ``DE-NW``).
     holiday_region: str = "DE-BY"
