@@ -510,42 +510,31 @@ def test_first_build_in_two_processes_answers_like_a_cold_open(
     assert sum(sent) > 0 and True in fits  # and entries it sent were replayed
 
 
-def test_first_build_reads_the_files_itself_when_the_second_builder_fails(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1)
-
-    def crash(conn: Any, directory: str, days: list[int], parent_end: Any = None) -> None:
-        os._exit(3)  # killed, out of memory, ...
-
-    monkeypatch.setattr(journal_module, "_cold_build_child", crash)
-    clock = Clock()
-    _history(tmp_path, clock)
-    shutil.rmtree(tmp_path / ".index", ignore_errors=True)
-    caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
-    assert_same(tmp_path, clock)
-    assert any("second index builder exited with code 3; reading the files here" in r.getMessage()
-               for r in caplog.records)
+def _crash(conn: Any, directory: str, days: list[int], parent_end: Any = None) -> None:
+    os._exit(3)  # killed, out of memory, ...
 
 
-def test_a_builder_ended_by_a_signal_is_named_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
-    """systemd stops a service with SIGTERM to the whole process group: the log says so instead of an empty
-    "failed ()"."""
+def _terminated(conn: Any, directory: str, days: list[int], parent_end: Any = None) -> None:
     import signal
 
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # systemd stops a service with SIGTERM to the whole group
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize(("child", "said"), [(_crash, "exited with code 3"), (_terminated, "was ended by SIGTERM")],
+                         ids=["crash", "SIGTERM"])
+def test_first_build_reads_the_files_itself_when_the_second_builder_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, child: Any,
+        said: str) -> None:
+    """The same index as without the child, and a log line that says what happened to it (not "failed ()")."""
     monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1)
-
-    def terminated(conn: Any, directory: str, days: list[int], parent_end: Any = None) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(journal_module, "_cold_build_child", terminated)
+    monkeypatch.setattr(journal_module, "_cold_build_child", child)
     clock = Clock()
     _history(tmp_path, clock)
     shutil.rmtree(tmp_path / ".index", ignore_errors=True)
     caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
     assert_same(tmp_path, clock)
-    assert any("second index builder was ended by SIGTERM" in r.getMessage() for r in caplog.records)
+    assert any(f"second index builder {said}; reading the files here" in r.getMessage() for r in caplog.records)
 
 
 def test_a_second_builder_whose_parent_died_does_not_stay_behind(tmp_path: Path, capfd) -> None:
