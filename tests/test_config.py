@@ -106,12 +106,12 @@ def test_settings_errors_are_one_line_each_with_where_and_no_pydantic_dump(tmp_p
     with pytest.raises(ConfigError) as info:
         load_settings(cfg, overrides={"host": None}, environ={"ZMI_DEFAULT_TIMEZONE": "Mars/Olympus"})
     assert str(info.value).splitlines() == [
-        "invalid settings (5 problems):",
+        "invalid settings (5 problems):",  # the file's in file order (QA), then the environment's
         f"{cfg}:1: port: expected an integer, got 'abc'",
-        "ZMI_DEFAULT_TIMEZONE: default_timezone: unknown IANA time zone 'Mars/Olympus'",
-        f"{cfg}:9: tokens[0].sha256: expected text matching ^[0-9a-f]{{64}}$, got 'zz'",
-        f"{cfg}:6: smtp.security: expected 'plain', 'starttls' or 'ssl', got 'tls'",
         f"{cfg}:2: unknown setting 'prot'; did you mean 'port'?",
+        f"{cfg}:6: smtp.security: expected 'plain', 'starttls' or 'ssl', got 'tls'",
+        f"{cfg}:9: tokens[0].sha256: expected text matching ^[0-9a-f]{{64}}$, got 'zz'",
+        "ZMI_DEFAULT_TIMEZONE: default_timezone: unknown IANA time zone 'Mars/Olympus'",
     ]
     assert "pydantic" not in str(info.value) and "input_value" not in str(info.value)
 

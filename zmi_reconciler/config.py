@@ -233,7 +233,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, overrides: 
     try:
         settings = Settings.model_validate(values)
     except ValidationError as exc:
-        problems = [_problem(err, origins, path, text) for err in exc.errors(include_url=False)]
+        problems = sorted((_problem(err, origins, path, text) for err in exc.errors(include_url=False)),
+                          key=lambda problem: _problem_order(problem, path))
         head = "invalid settings:" if len(problems) == 1 else f"invalid settings ({len(problems)} problems):"
         raise ConfigError("\n".join([head + " " + problems[0]] if len(problems) == 1 else [head, *problems])) \
             from None
@@ -246,6 +247,16 @@ _EXPECTED = {"int_type": "an integer", "int_parsing": "an integer", "int_from_fl
              "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
              "bool_parsing": "true or false", "string_type": "text", "list_type": "a list",
              "dict_type": "a table", "model_type": "a table", "path_type": "a path (text)"}
+
+
+def _problem_order(problem: str, path: Path) -> tuple[int, int]:
+    """Sort key of a :func:`_problem` line: the settings file's problems first, by line, then the environment's,
+    then the command line's (pydantic reports them in field order)."""
+    prefix = f"{path}:"
+    if problem.startswith(prefix):
+        line = problem[len(prefix):].split(":", 1)[0]
+        return (0, int(line)) if line.isdigit() else (0, 0)
+    return (2, 0) if problem.startswith("command line:") else (1, 0)
 
 
 def _problem(err: Any, origins: dict[str, str], path: Path, text: str) -> str:
