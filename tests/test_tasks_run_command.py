@@ -121,6 +121,36 @@ def test_a_command_that_outlived_its_killed_server_is_stopped_at_the_next_start(
     assert proc.wait(timeout=5) == -signal.SIGKILL
 
 
+def _pgrp(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return int(handle.read().rsplit(b")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@pytest.mark.skipif(run_command.process_start(os.getpid()) is None, reason="needs Linux /proc")
+def test_the_whole_group_is_ended_also_members_that_ignore_sigterm_or_outlived_the_leader(tmp_path):
+    """QA: a group member ignoring SIGTERM survived (only the leader was watched), and a group whose leader had
+    ended was skipped."""
+    member = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    leader = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', %r]); time.sleep(60)" % member)
+    journal, proc = _leftover(tmp_path, leader)
+    time.sleep(0.5)  # the member is up
+    group = [p for p in os.listdir("/proc") if p.isdigit() and _pgrp(int(p)) == proc.pid]
+    assert len(group) == 2
+    assert run_command.stop_leftovers(journal, ["s@1"], grace=0.5) == [("s@1", proc.pid)]
+    proc.wait(timeout=5)
+    assert not run_command._group_alive(proc.pid)
+
+    ends_first = ("import subprocess, sys; subprocess.Popen([sys.executable, '-c', %r])" % member)
+    journal, proc = _leftover(tmp_path / "2", ends_first)
+    proc.wait(timeout=5)  # the leader is gone (reaped), its member still runs
+    assert run_command._group_alive(proc.pid)
+    assert run_command.stop_leftovers(journal, ["s@1"], grace=0.5) == [("s@1", proc.pid)]
+    assert not run_command._group_alive(proc.pid)
+
+
 @pytest.mark.skipif(run_command.process_start(os.getpid()) is None, reason="needs Linux /proc")
 def test_a_reused_pid_is_not_stopped(tmp_path):
     """Another process that got the pid (another start time) is none of ours."""

@@ -1397,6 +1397,19 @@ class Journal:
                         yield record
 
     # ------------------------------------------------------------------ recovery and retention
+    def orphaned_runs(self) -> list[str]:
+        """Run ids :meth:`close_interrupted` would close now (``running``, and not by another live process),
+        oldest first: ``serve`` stops their leftover commands before it closes them."""
+        with self._lock:
+            return [run.run_id for run in self._orphaned_runs()]
+
+    def _orphaned_runs(self) -> list[_Run]:
+        self.refresh(force=True)
+        me = os.getpid()
+        return [run for run in sorted((run for run in self._runs.values() if run.status == RUNNING),
+                                      key=lambda run: run.positions[0])
+                if not (run.pid is not None and run.pid != me and _pid_alive(run.pid))]
+
     def close_interrupted(self) -> list[str]:
         """Close runs that have ``run_started`` but no ``run_finished`` with a ``run_interrupted`` event
         (fields ``schedule``, ``run_id``, ``trigger``, ``scheduled_for``); returns their run ids, oldest first.
@@ -1406,12 +1419,7 @@ class Journal:
         """
         closed: list[str] = []
         with self._lock:
-            self.refresh(force=True)
-            open_runs = sorted((run for run in self._runs.values() if run.status == RUNNING),
-                               key=lambda run: run.positions[0])
-            for run in open_runs:
-                if run.pid is not None and run.pid != os.getpid() and _pid_alive(run.pid):
-                    continue
+            for run in self._orphaned_runs():
                 self.append("run_interrupted", schedule=run.schedule, run_id=run.run_id, trigger=run.trigger,
                             scheduled_for=run.scheduled_for)
                 closed.append(run.run_id)

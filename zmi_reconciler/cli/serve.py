@@ -172,6 +172,9 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
             restore()
             return 0
         journal.open()
+        # A killed server cannot stop its commands: end what still runs of them before their runs are closed (and
+        # before anything new starts); nothing to wait for unless a command outlived its server.
+        _stop_leftover_commands(journal, journal.orphaned_runs())
         interrupted = journal.close_interrupted()
     except (OSError, ValueError) as exc:
         log.error("cannot start: %s", exc)
@@ -189,9 +192,6 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
             preloading.cancel()
     if interrupted:
         log.warning("closed %d run(s) of a previous process as interrupted", len(interrupted))
-        # Their commands may still run (a kill -9 cannot stop them); ended in the background, start-up goes on.
-        threading.Thread(target=_stop_leftover_commands, args=(journal, interrupted),
-                         name="zmi-leftover-commands", daemon=True).start()
     reconciler.reconcile_all()
     if stop.is_set():  # SIGTERM/SIGINT during start-up: stop before anything fires or listens
         log.info("stopped during start-up")
@@ -247,7 +247,10 @@ def _save_index_soon(journal: Any, stop: threading.Event) -> None:
 
 
 def _stop_leftover_commands(journal: Any, run_ids: list[str]) -> None:
-    """:func:`zmi_reconciler.tasks.run_command.stop_leftovers` for the runs closed as interrupted at start."""
+    """:func:`zmi_reconciler.tasks.run_command.stop_leftovers` for the runs about to be closed as interrupted
+    (before their ``run_interrupted``: a server killed meanwhile finds them again at its next start)."""
+    if not run_ids:
+        return
     try:
         from zmi_reconciler.tasks.run_command import stop_leftovers
 

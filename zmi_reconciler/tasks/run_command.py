@@ -9,8 +9,9 @@ is set (timeout, shutdown) the process group gets SIGTERM, then SIGKILL after 5 
 
 The ``task_log`` line ``started ...`` records the command's ``command_pid`` and ``command_start`` (its start time
 in clock ticks since boot, Linux ``/proc``): a server killed with SIGKILL cannot stop its commands, so the next
-start calls :func:`stop_leftovers` for the runs it closes as interrupted, which ends each such process group that
-is still the same process (same pid and start time), so that a re-trigger does not run a side effect twice.
+start calls :func:`stop_leftovers` for the runs it is about to close as interrupted, which ends each such process
+group (the leader still the same process: same pid and start time; or its members after the leader ended), so that
+a re-trigger does not run a side effect twice.
 
 A name missing from the allowlist fails the task (:func:`allowlist_problem`); ``zmi-reconciler validate``
 reports it earlier, as E031, when it can read the server's settings file.
@@ -144,11 +145,12 @@ def process_start(pid: int) -> int | None:
 
 
 def stop_leftovers(journal: Any, run_ids: Iterable[str], grace: float = KILL_AFTER) -> list[tuple[str, int]]:
-    """End the commands of ``run_ids`` (runs the journal just closed as interrupted: their server was killed)
-    that still run: every ``task_log`` of such a run with ``command_pid`` and ``command_start`` whose process is
-    still that process (same start time) gets its process group SIGTERM, SIGKILL after ``grace`` seconds. Each
-    one is logged (warning) and journaled as a ``task_log`` of its run. Returns (run id, pid) of those ended.
-    A command whose start time was not recorded (no ``/proc``) is left alone and logged."""
+    """End the commands of ``run_ids`` (runs of a killed server, about to be closed as interrupted) that still
+    run: for every ``task_log`` of such a run with ``command_pid`` and ``command_start`` whose process is still
+    that process (same start time), or whose group outlived it, the process group gets SIGTERM and SIGKILL for
+    what is left after ``grace`` seconds. Each one is logged (warning) and journaled as a ``task_log`` of its
+    run. Returns (run id, pid) of those ended. A command whose start time was not recorded (no ``/proc``) is left
+    alone and logged."""
     import logging
 
     log = logging.getLogger(__name__)
@@ -163,9 +165,14 @@ def stop_leftovers(journal: Any, run_ids: Iterable[str], grace: float = KILL_AFT
                 log.warning("run %s: command pid %d of the interrupted run may still run (its start time was not "
                             "recorded, so it is not stopped)", run_id, pid)
                 continue
-            if process_start(pid) != start:
-                continue  # ended, or the pid is another process by now
-            _end_group(pid, start, grace)
+            now = process_start(pid)
+            if now is not None and now != start:
+                continue  # the pid is another process by now
+            if now is None and not _group_alive(pid):
+                continue  # the command and its group are gone
+            # The leader, or members of its group after the leader ended (Linux does not reuse a pid while a
+            # process group of that id exists, so the group is still the command's).
+            _end_group(pid, grace)
             message = (f"command pid {pid} of this run outlived its server (killed); stopped at the next start "
                        f"(SIGTERM to its process group, SIGKILL after {grace:.0f} s)")
             log.warning("run %s: %s", run_id, message)
@@ -175,17 +182,40 @@ def stop_leftovers(journal: Any, run_ids: Iterable[str], grace: float = KILL_AFT
     return ended
 
 
-def _end_group(pid: int, start: int, grace: float) -> None:
-    """SIGTERM the process group of ``pid`` (its leader, start_new_session), SIGKILL it when the leader is still
-    the same process after ``grace`` seconds. Not our child any more: polled, not waited for."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def _group_alive(pgid: int) -> bool:
+    """Whether process group ``pgid`` has a member that is not a zombie (Linux ``/proc``; elsewhere: any)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True
+    for name in names:
+        if not name.isdigit():
+            continue
         try:
-            os.killpg(pid, sig)
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
+            return True
+    return False
+
+
+def _end_group(pgid: int, grace: float) -> None:
+    """SIGTERM process group ``pgid`` (start_new_session: the command's), SIGKILL what is left of it after
+    ``grace`` seconds, wait up to 1 s more. Not our children any more: polled, not waited for."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 1.0)):
+        try:
+            os.killpg(pgid, sig)
         except (ProcessLookupError, PermissionError):
             return
-        deadline = time.monotonic() + grace
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if process_start(pid) != start:
+            if not _group_alive(pgid):
                 return
             time.sleep(0.05)
 
