@@ -161,3 +161,8 @@ def test_ports_outside_0_65535_are_settings_errors(tmp_path):
         load_settings(cfg, environ={})
     text = str(info.value)
     assert f"{cfg}:1: port:" in text and f"{cfg}:3: smtp.port:" in text and "65535" in text
+    cfg.write_text("port = true\n")  # QA: served on port 1
+    with pytest.raises(ConfigError, match=r"zmi.toml:1: port: expected a port number, got True"):
+        load_settings(cfg, environ={})
+    assert load_settings(None, overrides={"data_dir": tmp_path},
+                         environ={"ZMI_CONFIG": _no_file(tmp_path), "ZMI_PORT": "8081"}).port == 8081

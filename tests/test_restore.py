@@ -156,5 +156,9 @@ def test_a_second_server_naming_the_journal_or_store_inside_a_running_servers_da
             acquire_server_lock(Settings(data_dir=tmp_path / "other", journal_dir=running.journal_path))
         with pytest.raises(StoreBusyError, match="holds this tna database"):
             acquire_server_lock(Settings(data_dir=tmp_path / "other2", database=running.database_path))
+        running.database_path.touch()
+        (tmp_path / "link.sqlite3").symlink_to(running.database_path)  # QA: a symlink got around the lock
+        with pytest.raises(StoreBusyError, match="holds this tna database"):
+            acquire_server_lock(Settings(data_dir=tmp_path / "other3", database=tmp_path / "link.sqlite3"))
     finally:
         held.release()

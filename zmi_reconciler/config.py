@@ -14,13 +14,24 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_CONFIG_FILE = "zmi-reconciler.toml"
 
+
+
+def _no_bool(value: Any) -> Any:
+    """TOML ``port = true`` is no port number (pydantic's lax mode would read it as 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a port number, got {value!r}")
+    return value
+
+
+#: A TCP port: an integer (text from a ``ZMI_*`` variable is converted), never a boolean.
+Port = Annotated[int, BeforeValidator(_no_bool)]
 
 class ConfigError(Exception):
     """The settings file or an override is invalid; the message names the setting and what was expected."""
@@ -41,7 +52,7 @@ class SmtpSettings(BaseModel):
     #: (:attr:`Settings.mail_path`). Created when missing.
     folder: Path = Path("mail")
     host: str = "localhost"
-    port: int = Field(default=25, ge=1, le=65535)
+    port: Port = Field(default=25, ge=1, le=65535)
     security: Literal["plain", "starttls", "ssl"] = "plain"
     username: str | None = None
     password: str | None = None
@@ -68,7 +79,7 @@ class Settings(BaseModel):
     data_dir: Path = Path("var")
     schedules_dir: Path = Path("schedules.d")
     host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
+    port: Port = Field(default=8080, ge=0, le=65535)  # 0: any free port
     default_timezone: str = "Europe/Berlin"
     #: ``holidays`` package region: country code, optionally ``-`` subdivision (``DE-BY``, ``DE-NW``).
     holiday_region: str = "DE-BY"

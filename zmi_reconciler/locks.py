@@ -73,8 +73,8 @@ def acquire_server_lock(settings: "Settings") -> ServerLock:
 
     Raises :class:`StoreBusyError` naming the lock file when another process holds one (nothing stays held).
     """
-    journal = Path(settings.journal_path).absolute()
-    database = Path(settings.database_path).absolute()
+    journal = Path(settings.journal_path).resolve()  # (a symlink to another server's journal or store is it)
+    database = Path(settings.database_path).resolve()
     # All three, also where journal and database lie in the data dir: another server (or restore) may name them
     # from a data dir of its own.
     paths = [server_lock_path(settings), journal / f".{SERVER_LOCK_NAME}",
