@@ -68,6 +68,26 @@ def test_cancel_terminates_the_process(tmp_path):
     assert ("started", "info", "stdout") in logs
 
 
+@pytest.mark.skipif(run_command.process_start(os.getpid()) is None, reason="needs Linux /proc")
+def test_cancel_ends_processes_the_command_started_too(tmp_path, monkeypatch):
+    """A process the command started that ignores SIGTERM gets SIGKILL after the grace (only the command itself
+    was watched: the helper outlived the cancelled run)."""
+    monkeypatch.setattr(run_command, "KILL_AFTER", 0.5)
+    member = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    code = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', %r]); "
+            "print('started', flush=True); time.sleep(60)" % member)
+    records: list = []
+    settings = make_settings(tmp_path, commands={"pair": [PY, "-c", code]})
+    ctx = TaskContext(settings=settings, schedule_id="s", run_id="s@1", task_index=0, task_name="run_command",
+                      scheduled_for=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                      log=lambda message, level="info", **f: records.append((message, f)))
+    threading.Timer(0.8, ctx.cancel.set).start()
+    with pytest.raises(TaskCancelled):
+        run_command.run(ctx, run_command.Params(command="pair"))
+    pid = next(f["command_pid"] for m, f in records if m.startswith("started pair"))
+    assert not run_command._group_alive(pid)
+
+
 def test_missing_executable_fails(tmp_path):
     ctx = ctx_for(tmp_path, {"nope": [str(tmp_path / "does-not-exist")]}, [])
     with pytest.raises(TaskFailed, match="could not start"):

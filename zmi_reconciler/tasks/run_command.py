@@ -118,18 +118,23 @@ def _pump(stream: IO[bytes], name: str, ctx: TaskContext, counts: dict[str, int]
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the command's process group, SIGKILL it after :data:`KILL_AFTER` seconds."""
-    for sig, wait in ((signal.SIGTERM, KILL_AFTER), (signal.SIGKILL, KILL_AFTER)):
-        try:
-            os.killpg(proc.pid, sig)  # start_new_session: the group id is the child's pid
-        except ProcessLookupError:
-            proc.wait()
+    """SIGTERM the command's process group, SIGKILL what is left of it (the command or any process it started)
+    after :data:`KILL_AFTER` seconds."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)  # start_new_session: the group id is the child's pid
+    except ProcessLookupError:
+        proc.wait()
+        return
+    deadline = time.monotonic() + KILL_AFTER
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not _group_alive(proc.pid):
             return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        time.sleep(0.05)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def process_start(pid: int) -> int | None:
