@@ -1,14 +1,14 @@
-"""Process locks on the data dir (and on a journal folder or tna database configured outside it).
+"""Process locks of a server: its data dir, its journal folder and its tna database.
 
-``serve`` holds :func:`server_lock` for its whole life; offline maintenance that replaces the tna store
-(``zmi-reconciler restore``) takes the same lock without waiting and refuses when it is held, so a restore
+``serve`` holds :func:`acquire_server_lock` for its whole life; offline maintenance that replaces the tna store
+(``zmi-reconciler restore``) takes the same locks without waiting and refuses when one is held, so a restore
 never swaps the database under a running server (and a server cannot start in the middle of a restore).
 
-The lock is an OS file lock (``fcntl.flock`` / ``LockFileEx`` via the ``filelock`` package) on
-``<data_dir>/server.lock``: the kernel drops it when the holding process dies, so a crashed server never
-leaves a stale lock behind. The file itself stays; its presence means nothing.
+Each lock is an OS file lock (``fcntl.flock`` / ``LockFileEx`` via the ``filelock`` package) on
+``<data_dir>/server.lock``, ``<journal>/.server.lock`` and ``<database>.server.lock``: the kernel drops it
+when the holding process dies, so a crashed server never leaves a stale lock behind. The files themselves
+stay; their presence means nothing.
 """
-
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,16 +29,6 @@ class StoreBusyError(RuntimeError):
 def server_lock_path(settings: "Settings") -> Path:
     """``<data_dir>/server.lock``."""
     return Path(settings.data_dir) / SERVER_LOCK_NAME
-
-
-def server_lock(settings: "Settings") -> filelock.FileLock:
-    """The (not yet acquired) server lock of ``settings.data_dir``; creates the data dir if needed.
-
-    Use it as ``with acquire_server_lock(settings): ...`` or call ``acquire(timeout=0)`` yourself.
-    """
-    path = server_lock_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return filelock.FileLock(path, thread_local=False)
 
 
 class ServerLock:

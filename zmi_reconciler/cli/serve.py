@@ -255,7 +255,7 @@ def _stop_leftover_commands(journal: Any, run_ids: list[str]) -> None:
         from zmi_reconciler.tasks.run_command import stop_leftovers
 
         stop_leftovers(journal, run_ids)
-    except Exception:  # a failure here must not take the server down; the runs are closed already
+    except Exception:  # a failure here must not take the server down; the runs are closed next all the same
         log.exception("stopping the commands of interrupted runs failed")
 
 
