@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from collections.abc import Callable
@@ -475,48 +476,115 @@ def test_random_histories_with_reopens_match_cold_opens(tmp_path: Path, seed: in
     assert_same(tmp_path, clock, retention_days=3)
 
 
+def _child_took_all(build: Any) -> None:
+    """Wait until a second builder has taken every day it was given (it started before the open, as in serve)."""
+    deadline = time.monotonic() + 30
+    while build._bounds[1] > build._bounds[0]:
+        assert time.monotonic() < deadline, "the second builder took nothing in 30 s"
+        time.sleep(0.002)
+
+
+def _spy_entries(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the days for which a second builder's entry was asked for."""
+    asked: list[int] = []
+    real_entry = journal_module._ColdBuild.entry
+
+    def spy(self: Any, ordinal: int) -> Any:
+        asked.append(ordinal)
+        return real_entry(self, ordinal)
+
+    monkeypatch.setattr(journal_module._ColdBuild, "entry", spy)
+    return asked
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_first_build_in_two_processes_answers_like_a_cold_open(
         tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A first build (no cache entries) forks a second builder for the newer files; whatever it sends (runs
-    across the split, run ids reused across it, odd and torn lines) the index equals a cold one, and the entries
-    it sends are used."""
+    """A first build (no cache entries) shares the files with a second builder; wherever they meet (the child
+    started before the open and took the newer files from a random one on; or both racing from the open),
+    whatever it sends (runs across the meeting point, run ids reused across it, odd and torn lines) the index
+    equals a cold one, and the entries it sends are used."""
     monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1)
-    sent: list[int] = []
-    real_collect = journal_module._ColdBuild.collect
-
-    def spy(self: Any) -> dict[int, Any]:
-        out = real_collect(self)
-        sent.append(len(out))
-        return out
-
-    monkeypatch.setattr(journal_module._ColdBuild, "collect", spy)
+    asked = _spy_entries(monkeypatch)
     fits = _spy_fits(monkeypatch)
     clock = Clock()
+    rng = random.Random(seed)
 
     def first_build() -> None:
         shutil.rmtree(tmp_path / ".index", ignore_errors=True)
-        if len(list(tmp_path.glob("*.jsonl"))) < 2:
+        days = sorted(datetime.fromisoformat(p.stem).date().toordinal() for p in tmp_path.glob("*.jsonl"))
+        if len(days) < 2:
             return
-        before = len(sent)
         expected = answers(Journal(tmp_path, clock=clock, index_cache=False, retention_days=3))
-        built = Journal(tmp_path, clock=clock, retention_days=3)
-        assert len(sent) == before + 1  # a second builder ran (what it sends may all be unusable)
+        split = rng.randrange(1, len(days))
+        build = journal_module._ColdBuild.start(tmp_path, days[split:])
+        assert build is not None
+        _child_took_all(build)
+        before = len(asked)
+        built = Journal(tmp_path, clock=clock, retention_days=3, first_build=build)
+        assert asked[before:] == days[split:]  # the open read the older days itself, and asked for the others
         assert answers(built) == expected
         assert answers(Journal(tmp_path, clock=clock, retention_days=3)) == expected  # from the entries it saved
+        shutil.rmtree(tmp_path / ".index")
+        assert answers(Journal(tmp_path, clock=clock, retention_days=3)) == expected  # racing from the open
 
     _random_history(tmp_path, seed, clock, first_build)
     first_build()
-    assert sum(sent) > 0 and True in fits  # and entries it sent were replayed
+    assert True in fits  # entries it sent were replayed
 
 
-def _crash(conn: Any, directory: str, days: list[int], parent_end: Any = None) -> None:
+def test_the_open_and_the_second_builder_meet_where_their_speeds_put_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No split is planned: the open takes files from the oldest end, the child from the newest. An open that is
+    slow on its first file (serve: busy with other work) leaves the rest to the child; a child that never takes a
+    file leaves them all to the open. The index is a cold one's either way."""
+    monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1)
+    clock = Clock()
+    _history(tmp_path, clock)
+    days = sorted(datetime.fromisoformat(p.stem).date().toordinal() for p in tmp_path.glob("*.jsonl"))
+    assert len(days) >= 3
+    expected = answers(Journal(tmp_path, clock=clock, index_cache=False))
+    parent = os.getpid()
+    real_read = Journal._read_new
+    read: list[int] = []
+
+    def slow_first(self: Journal, state: Any) -> None:
+        if os.getpid() == parent and self.directory == tmp_path:
+            if not read:
+                time.sleep(0.5)  # meanwhile the child takes every other file
+            read.append(state.day.toordinal())
+        real_read(self, state)
+
+    monkeypatch.setattr(Journal, "_read_new", slow_first)
+    asked = _spy_entries(monkeypatch)
+    fits = _spy_fits(monkeypatch)
+    shutil.rmtree(tmp_path / ".index", ignore_errors=True)
+    assert answers(Journal(tmp_path, clock=clock)) == expected
+    assert asked == days[1:] and fits == [True] * (len(days) - 1)
+    assert read[0] == days[0]
+
+    def idle(conn: Any, directory: str, days: list[int], bounds: Any, parent_end: Any = None) -> None:
+        conn.send_bytes(journal_module._BUILT_ENCODER.encode(journal_module._Built(0)))  # took nothing
+
+    monkeypatch.setattr(journal_module, "_cold_build_child", idle)
+    read.clear()
+    asked.clear()
+    shutil.rmtree(tmp_path / ".index")
+    assert answers(Journal(tmp_path, clock=clock)) == expected
+    assert asked == [] and read[:len(days)] == days
+
+
+def _crash(conn: Any, directory: str, days: list[int], bounds: Any, parent_end: Any = None) -> None:
+    with bounds.get_lock():
+        bounds[1] = bounds[0]  # took every file
     os._exit(3)  # killed, out of memory, ...
 
 
-def _terminated(conn: Any, directory: str, days: list[int], parent_end: Any = None) -> None:
+def _terminated(conn: Any, directory: str, days: list[int], bounds: Any, parent_end: Any = None) -> None:
     import signal
 
+    with bounds.get_lock():
+        bounds[1] = bounds[0]  # took every file
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # systemd stops a service with SIGTERM to the whole group
     os.kill(os.getpid(), signal.SIGTERM)
 
@@ -533,7 +601,11 @@ def test_first_build_reads_the_files_itself_when_the_second_builder_fails(
     _history(tmp_path, clock)
     shutil.rmtree(tmp_path / ".index", ignore_errors=True)
     caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
-    assert_same(tmp_path, clock)
+    expected = answers(Journal(tmp_path, clock=clock, index_cache=False))
+    build = Journal.start_first_build(tmp_path)
+    assert build is not None
+    build._process.join(30)  # it took every file and ended before the open (serve starts it early)
+    assert answers(Journal(tmp_path, clock=clock, first_build=build)) == expected
     assert any(f"second index builder {said}; reading the files here" in r.getMessage() for r in caplog.records)
 
 
@@ -556,14 +628,18 @@ def test_a_second_builder_whose_parent_died_does_not_stay_behind(tmp_path: Path,
     assert "Traceback" not in capfd.readouterr().err
 
 
-def test_second_builder_entries_that_do_not_fit_are_read_by_the_parent(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Its entries know nothing of the older files: a run that started there (across the split) and a run id
-    restarted after the split make the parent read those files itself; the other entries are replayed."""
+def test_second_builder_entries_carry_the_lines_of_runs_of_older_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The child reads each file alone: the lines of runs it did not see start (the end of a run across the
+    meeting point, a line of a run whose start is gone, one with an invalid instant) come with its entry and are
+    taken as reading them would (warned about with file:line); a run id restarted after the meeting point makes
+    the parent read that file itself; the other entries are replayed."""
     split = datetime(2026, 3, 4).date().toordinal()
 
     def start_at_split(self: Journal, states: list[Any], entries: list[Any]) -> Any:
-        return journal_module._ColdBuild.start(self.directory, [o for o in self._ordinals if o >= split])
+        build = journal_module._ColdBuild.start(self.directory, [o for o in self._ordinals if o >= split])
+        _child_took_all(build)
+        return build
 
     monkeypatch.setattr(Journal, "_start_cold_build", start_at_split)
     fits = _spy_fits(monkeypatch)
@@ -574,51 +650,57 @@ def test_second_builder_entries_that_do_not_fit_are_read_by_the_parent(
     _run(journal, clock, "a", "succeeded")  # 03-02
     clock.now = datetime(2026, 3, 3, 23, 59, 50, tzinfo=timezone.utc)
     crossing = _run(journal, clock, "a", "succeeded", tasks=1)  # 03-03 -> ends on 03-04, after the split
+    clock.now = datetime(2026, 3, 3, 23, 59, 55, tzinfo=timezone.utc)
+    journal.append("run_started", schedule="c", run_id="c@1", trigger="manual")  # 03-03, its end is invalid
     _run(journal, clock, "b", "failed")  # 03-04
     clock.now = datetime(2026, 3, 5, 12, 0, tzinfo=timezone.utc)
     journal.append("run_started", schedule="a", run_id=reused, trigger="manual")  # 03-05: an id of 03-01 again
     journal.append("run_finished", schedule="a", run_id=reused, status="failed")
     clock.now = datetime(2026, 3, 6, 12, 0, tzinfo=timezone.utc)
     _run(journal, clock, "b", "succeeded")  # 03-06
+    journal.append("run_finished", schedule="d", run_id="d@gone", status="failed")  # its start is gone
     journal.close()
+    with open(tmp_path / "2026-03-04.jsonl", "ab") as handle:
+        handle.write(b'{"ts":"2026-03-04T25:00:00Z","event":"run_finished","schedule":"c","run_id":"c@1",'
+                     b'"status":"failed"}\n')
+    caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
     cached = assert_same(tmp_path, clock)
-    assert fits == [False, False, True]  # 03-04 (the crossing run's end), 03-05 (the reused id), 03-06
+    assert fits == [True, False, True]  # 03-04 (with the crossing run's end), 03-05 (the reused id), 03-06
     assert cached.get_run(crossing)["status"] == "succeeded"  # type: ignore[index]
     assert cached.get_run(reused)["status"] == "failed"  # type: ignore[index]
+    assert cached.get_run("c@1")["status"] == "running"  # type: ignore[index]
+    assert cached.get_run("d@gone") is None
     assert cached.last_success("b") is not None
+    lines = len((tmp_path / "2026-03-04.jsonl").read_bytes().splitlines())
+    warned = [r.getMessage() for r in caplog.records if "invalid line skipped" in r.getMessage()]
+    assert warned and all(f"2026-03-04.jsonl:{lines}: invalid line skipped" in w for w in warned)
+    assert len(warned) == 2  # the cold open and the first build alike
 
 
-def test_a_first_build_splits_the_bytes_to_read_between_the_two_builders(
+def test_a_first_build_hands_the_second_builder_every_file_to_read(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     days = [datetime(2026, 3, day).date().toordinal() for day in range(1, 6)]
     sizes = [100, 300, 200, 0, 400]  # 0: the file has a valid cache entry
     plan = journal_module._plan_cold_build
-    assert plan(days, sizes, 0.55, 1001) == []  # 1,000 bytes to read: under the threshold
-    # the 45 % mark (byte 450) falls in the first half of 03-03: the child gets 03-03 and 03-05 (03-04 is cached)
-    assert plan(days, sizes, 0.55, 1000) == [days[2], days[4]]
-    assert plan(days, sizes, 0.8, 1000) == [days[1], days[2], days[4]]  # 20 %: byte 200 in the first half of 03-02
-    assert plan(days, sizes, 0.99, 1000) == [days[1], days[2], days[4]]  # the parent keeps at least one file
-    assert plan(days, [0, 0, 0, 0, 0], 0.55, 0) == []
+    assert plan(days, sizes, 1001) == []  # 1,000 bytes to read: under the threshold
+    assert plan(days, sizes, 1000) == [days[0], days[1], days[2], days[4]]  # who reads which: see _ColdBuild
+    assert plan(days, [0, 0, 0, 0, 0], 0) == []
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    assert plan(days, sizes, 0.55, 1000) == []
+    assert plan(days, sizes, 1000) == []
 
 
-def test_the_second_builders_share_follows_the_head_start_it_gets(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """serve forks the builder before its own ~1.6 s of other work: the child takes half of (head start + all
-    bytes to read), so that both end together, and never the oldest file."""
-    monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1)
-    days = [datetime(2026, 3, day).date() for day in range(1, 6)]
-    for day in days:
-        (tmp_path / f"{day.isoformat()}.jsonl").write_bytes(b"x" * 99 + b"\n")  # 5 x 100 bytes, no cache entry
-    ordinals = [day.toordinal() for day in days]
-    for head_start, expected in [(0, ordinals[3:]), (300, ordinals[1:]), (10_000, ordinals[1:])]:
-        build = Journal.start_first_build(tmp_path, head_start=head_start)
-        assert build is not None
-        try:
-            assert build.days == expected, head_start
-        finally:
-            build.cancel()
+def test_the_second_builder_takes_days_from_the_newest_end_and_the_open_from_the_oldest(tmp_path: Path) -> None:
+    """The shared bounds: a day the child took is not the parent's; a day below them is; days the parent skips
+    (files gone, or with a valid entry after all) are not taken by the child afterwards."""
+    days = [datetime(2026, 3, day).date().toordinal() for day in range(1, 6)]
+
+    bounds = multiprocessing.get_context("fork").Array("q", [0, len(days)])
+    build = journal_module._ColdBuild(tmp_path, days, None, None, bounds)  # no process: the test moves the bounds
+    build._bounds[1] = 3  # the child took days[4] and days[3]
+    assert build.claim(days[0]) and list(build._bounds) == [1, 3]
+    assert build.claim(days[2]) and list(build._bounds) == [3, 3]  # days[1] skipped: nobody reads it now
+    assert not build.claim(days[3]) and not build.claim(days[4])
+    assert build.claim(datetime(2026, 2, 1).date().toordinal())  # not one of its days: the parent's
 
 
 def test_a_first_build_started_before_the_open_is_used_by_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -630,9 +712,10 @@ def test_a_first_build_started_before_the_open_is_used_by_it(tmp_path: Path, mon
     raw = msgspec.msgpack.decode(entries[-2].read_bytes())
     raw[0] = journal_module._CACHE_VERSION - 1  # the one before: an older format
     entries[-2].write_bytes(msgspec.msgpack.encode(raw))
-    build = Journal.start_first_build(tmp_path, share=0.9)
+    build = Journal.start_first_build(tmp_path)
     assert build is not None
     assert build.days == [datetime.fromisoformat(e.stem).date().toordinal() for e in entries[-2:]]
+    _child_took_all(build)
     expected = answers(Journal(tmp_path, clock=clock, index_cache=False))
     fits = _spy_fits(monkeypatch)
     assert answers(Journal(tmp_path, clock=clock, first_build=build)) == expected
@@ -655,7 +738,7 @@ def test_second_builder_entries_of_a_file_replaced_meanwhile_are_not_used(
     _history(tmp_path, clock)
     newest = sorted(tmp_path.glob("*.jsonl"))[-1]
     old = newest.read_bytes()
-    build = Journal.start_first_build(tmp_path, share=0.9)
+    build = Journal.start_first_build(tmp_path)
     assert build is not None and build.days[-1] == datetime.fromisoformat(newest.stem).date().toordinal()
     build._conn.poll(30)  # the builder has read the old file
     lines = old.split(b"\n")

@@ -27,7 +27,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     settings = Settings(data_dir=tmp_path / "var", schedules_dir=tmp_path / "schedules.d", port=1)
     journal = Journal(settings.journal_path, clock=lambda: now, index_cache=False)
     now = datetime.now(timezone.utc) - timedelta(days=3)
-    for day in range(3):  # three day files: the second builder gets the newer ones
+    for day in range(3):  # three day files: a second builder starts
         now += timedelta(days=1)
         journal.append("run_started", schedule="nightly", run_id=f"nightly@{day}", trigger="manual")
         journal.append("run_finished", schedule="nightly", run_id=f"nightly@{day}", status="succeeded")
@@ -39,8 +39,8 @@ def _forked(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     started: list[object] = []
     real_start = Journal.start_first_build.__func__  # type: ignore[attr-defined]
 
-    def spy(cls: type, directory: Path, share: float | None = None, head_start: int = 0) -> object:
-        build = real_start(cls, directory, share, head_start)
+    def spy(cls: type, directory: Path) -> object:
+        build = real_start(cls, directory)
         started.append(build)
         return build
 
@@ -163,10 +163,10 @@ def test_an_early_build_of_another_folder_is_cancelled_and_the_right_one_started
     other = tmp_path / "other-journal"
     now = datetime.now(timezone.utc)
     journal = Journal(other, index_cache=False, clock=lambda: now)
-    for day in range(2):  # two day files: the parent keeps the oldest, the builder gets the other
+    for day in range(2):  # two day files
         now += timedelta(days=1)
         journal.append("run_started", schedule="x", run_id=f"x@{day}", trigger="manual")
-    early = Journal.start_first_build(other, share=0.6)
+    early = Journal.start_first_build(other)
     assert early is not None and early.directory == other.absolute()
     started = _forked(monkeypatch)
     stop = threading.Event()

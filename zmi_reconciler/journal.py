@@ -13,8 +13,8 @@ A file that ends in a torn line (crash mid-write) is terminated with a newline b
 torn line stays one invalid line and never swallows the next event.
 
 Reading: :class:`Journal` builds an in-memory index at open (one pass over the retained files, or a replay of
-the index cache in ``<journal_dir>/.index/`` plus what the files gained since; a first build of many files uses a
-forked second process for the newer half, see :class:`_ColdBuild`) and keeps it up
+the index cache in ``<journal_dir>/.index/`` plus what the files gained since; a first build of many files shares
+them with a forked second process, see :class:`_ColdBuild`) and keeps it up
 to date on every append and before every query (it re-reads from the last known offset of the newest files, so
 lines appended by another process show up; the cost when nothing changed is a ``stat``). Only run-level lines
 (``run_*`` events) are decoded to build the index; task lines (the bulk) are not looked at. Per run the index keeps a
@@ -250,14 +250,16 @@ class _FileState:
     """How far one day file has been read: byte offset after the last complete line, and its line count.
 
     For the index cache (see :class:`_IndexCache`): ``slots`` holds this file's ``run_skipped``/``run_missed``
-    slot maximum per schedule; ``orphans`` the run ids of lines that named a run not (yet) known; ``uncacheable``
+    slot maximum per schedule; ``orphans`` the run ids of lines that named a run not (yet) known, ``orphan_lines``
+    those lines (position and head, in file order: a second builder's entry carries them, see
+    :class:`_Built`); ``uncacheable``
     is set when the file's lines cannot be replayed from a cache entry exactly (a run started twice, ended
     twice, or a line of a run before its ``run_started``); such a file is read in full at every open.
     ``saved``: ``offset`` as of the cache entry on disk (-1: none, -2: not known yet).
     """
 
-    __slots__ = ("day", "path", "name", "offset", "lines", "torn_warned", "slots", "orphans", "uncacheable",
-                 "saved")
+    __slots__ = ("day", "path", "name", "offset", "lines", "torn_warned", "slots", "orphans", "orphan_lines",
+                 "uncacheable", "saved")
 
     def __init__(self, day: date, path: Path) -> None:
         self.day = day
@@ -268,6 +270,7 @@ class _FileState:
         self.torn_warned = False
         self.slots: dict[str, datetime] = {}
         self.orphans: set[str] = set()
+        self.orphan_lines: list[tuple[int, _Head]] = []
         self.uncacheable = False
         self.saved = -2  # unknown: an entry may be on disk
 
@@ -556,9 +559,9 @@ class Journal:
         off: then the owner calls :meth:`save_index` when it suits, e.g. once a server is up).
 
         Files without a valid entry are read here; when they are many (a first start, an upgrade of the cache
-        format, a restored journal), a forked process builds entries for the newer part of them meanwhile
-        (``build``, from :meth:`start_first_build`, or started here) and the ones that fit are replayed: the
-        same index, in about half the time."""
+        format, a restored journal), a forked process reads them too, newest first, while this one reads them
+        oldest first (``build``, from :meth:`start_first_build`, or started here); where they meet, the entries
+        it built are replayed: the same index, in about half the time, however the work falls between the two."""
         try:
             self._register_files()
             states = [self._files[ordinal] for ordinal in self._ordinals]
@@ -575,25 +578,21 @@ class Journal:
 
     def _read_all(self, states: list[_FileState], entries: list[_IndexCache | None],
                   build: _ColdBuild | None) -> None:
-        built: dict[int, _IndexCache] = {}
         for state, entry in zip(states, entries):
-            ordinal = state.day.toordinal()
-            if build is not None and ordinal >= build.days[0]:
-                built = build.collect()
-                build = None
             if entry is not None:
                 self._replay(state, entry)
-            elif built:
-                entry = built.get(ordinal)
-                if entry is not None and self._fits(entry) and self._describes(state, entry):
-                    self._replay(state, entry)
-                    state.saved = -2  # not on disk yet
+            elif build is not None and not build.claim(state.day.toordinal()):
+                built = build.entry(state.day.toordinal())  # the second builder has it (waits for it)
+                if built is not None and self._fits(built.entry) and self._describes(state, built.entry):
+                    self._replay_built(state, built)
             self._read_new(state)
+            if build is not None:
+                build.receive()  # what arrived meanwhile (it waits in the pipe otherwise)
 
     def _start_cold_build(self, states: list[_FileState],
                           entries: list[_IndexCache | None]) -> _ColdBuild | None:
-        """Fork a process that reads the newer 55 % (by bytes) of the files without a valid entry and returns
-        cache entries for them; None when that does not pay (see :func:`_plan_cold_build`) or the fork fails."""
+        """Fork a process that shares the reading of the files without a valid entry (see :class:`_ColdBuild`);
+        None when that does not pay (see :func:`_plan_cold_build`) or the fork fails."""
         if not self.parallel_build:
             return None
         sizes = []
@@ -602,21 +601,17 @@ class Journal:
                 sizes.append(0 if entry is not None else os.stat(state.name).st_size)
             except OSError:
                 sizes.append(0)
-        days = _plan_cold_build([state.day.toordinal() for state in states], sizes, 0.55,
-                                self.PARALLEL_BUILD_BYTES)
+        days = _plan_cold_build([state.day.toordinal() for state in states], sizes, self.PARALLEL_BUILD_BYTES)
         return _ColdBuild.start(self.directory, days) if days else None
 
     @classmethod
-    def start_first_build(cls, directory: Path, share: float | None = None,
-                          head_start: int = 0) -> _ColdBuild | None:
+    def start_first_build(cls, directory: Path) -> _ColdBuild | None:
         """Start the second builder of a first build before opening the journal, so that it works while the
         caller does other things first (``serve`` imports the API and reads the schedule files): pass the result
-        as ``first_build``. ``share``: the part of the bytes to read that the child takes (the newest files);
-        by default it follows from ``head_start``: the bytes the child reads while the caller does its other
-        work, so that both end together (the child takes ``(head_start + total) / 2``, at most all but the
-        oldest file). Files count as to be read when their cache entry is missing or of another format (a guess
-        from the entry's first bytes; the open checks properly). None when it does not pay (see
-        :func:`_plan_cold_build`) or ``fork`` is missing."""
+        as ``first_build``. It reads the files to read newest first until it meets the open, which reads them
+        oldest first (:class:`_ColdBuild`): the earlier it starts, the more it reads. Files count as to be read
+        when their cache entry is missing or of another format (a guess from the entry's first bytes; the open
+        checks properly). None when it does not pay (see :func:`_plan_cold_build`) or ``fork`` is missing."""
         directory = Path(directory)
         try:
             names = sorted(name for name in os.listdir(directory) if _FILE_RE.match(name))
@@ -637,17 +632,33 @@ class Journal:
                 pass
             ordinals.append(ordinal)
             sizes.append(size)
-        if share is None:
-            total = sum(sizes)
-            share = min(1.0, (head_start + total) / (2 * total)) if total else 0.5
-        days = _plan_cold_build(ordinals, sizes, share, cls.PARALLEL_BUILD_BYTES)
+        days = _plan_cold_build(ordinals, sizes, cls.PARALLEL_BUILD_BYTES)
         return _ColdBuild.start(directory, days) if days else None
 
     def _fits(self, entry: _IndexCache) -> bool:
-        """Whether an entry built apart from this index (by :class:`_ColdBuild`, which did not see the older
-        files) equals what reading the file now would give: it names no run it did not see start (those lines
-        belong to runs of older files) and starts no run id this index knows already (a restarted run id)."""
-        return not entry.orphans and self._runs.keys().isdisjoint(map(_RUN_ID, entry.starts))
+        """Whether an entry built apart from this index (by :class:`_ColdBuild`, which read the file alone)
+        replays as reading the file now would: it starts no run id this index knows already (a restarted run
+        id; its lines of runs started earlier come with it, see :meth:`_replay_built`)."""
+        return self._runs.keys().isdisjoint(map(_RUN_ID, entry.starts))
+
+    def _replay_built(self, state: _FileState, built: _Built) -> None:
+        """Replay a second builder's entry: the entry, then its lines of runs it did not see start (runs of
+        earlier files, or runs whose start is gone) as reading them would take them (:meth:`_index`)."""
+        entry = built.entry
+        entry.orphans = []  # orphans only of the file read alone: the lines say what they are here
+        self._replay(state, entry)
+        state.saved = -2  # not on disk yet
+        for pos, head in built.orphan_lines:
+            try:
+                self._index(head, pos, state)
+            except ValueError as exc:
+                state.uncacheable = True  # keeps the warning at every open
+                try:
+                    with open(state.path, "rb") as handle:
+                        number = handle.read(pos & _OFFSET_MASK).count(b"\n") + 1
+                except OSError:
+                    number = 0
+                log.warning("journal: %s:%d: invalid line skipped: %s", state.path, number, exc)
 
     def _cache_path(self, state: _FileState) -> Path:
         return self._cache_dir / f"{state.day.isoformat()}{_CACHE_SUFFIX}"
@@ -1119,6 +1130,7 @@ class Journal:
         run = self._runs.get(head.run_id)
         if run is None:
             state.orphans.add(head.run_id)
+            state.orphan_lines.append((pos, head))
             return
         if event == "run_finished":
             finished_at = parse_utc(head.ts)
@@ -1466,76 +1478,129 @@ class Journal:
             entry.runs = [run for run in entry.runs if run.positions[0] >> _OFFSET_BITS >= cutoff]
 
 
+class _Built(msgspec.Struct, array_like=True, gc=False):
+    """What a second builder sends per file: the day (ordinal), its cache entry when the file could be cached
+    (None: the parent reads it itself) and the lines of runs it did not see start (position and head, in file
+    order; :meth:`Journal._replay_built`). ``day`` 0 ends the stream."""
+
+    day: int
+    entry: _IndexCache | None = None
+    orphan_lines: list[tuple[int, _Head]] = []
+
+
+_BUILT_ENCODER = msgspec.msgpack.Encoder()
+_BUILT_DECODER = msgspec.msgpack.Decoder(_Built)
+
+
 class _ColdBuild:
-    """A forked process that builds index cache entries for some journal files on its own (a first build's
-    second CPU): it reads the given day files as a journal holding only them would, and sends back their
-    entries. Lines naming runs it did not see start become ``orphans`` of the entry, which
-    :meth:`Journal._fits` then refuses (the parent reads such a file itself). The child logs nothing: a file with
-    invalid lines is not cached, so the parent reads it and warns; a torn last line is read by the parent too.
-    Any failure of the child only means the parent reads the files itself."""
+    """A forked process that builds index cache entries for journal files on its own (a first build's second
+    CPU). It and the open share the files to read like a deque: the open takes them from the oldest end (it must
+    index them in order), the child from the newest end, each file read alone (as a journal holding only it
+    would), and sends every entry as soon as it is built, with the file's lines of runs it did not see start
+    (:class:`_Built`). They meet wherever their speeds put them; no split is guessed in advance. The child logs
+    nothing: a file with invalid lines is not cached, so the parent reads it and warns; a torn last line is read
+    by the parent too. Any failure of the child only means the parent reads the files it did not deliver."""
 
-    TIMEOUT = 120.0  # seconds the parent waits for the entries before reading the files itself
+    TIMEOUT = 120.0  # seconds the parent waits for the next entry before reading the files itself
 
-    def __init__(self, directory: Path, days: list[int], process: Any, conn: Any) -> None:
+    def __init__(self, directory: Path, days: list[int], process: Any, conn: Any, bounds: Any) -> None:
         #: The journal folder it reads (absolute) and its days (ordinals, oldest first).
         self.directory = directory
         self.days = days
+        self._number = {ordinal: number for number, ordinal in enumerate(days)}
         self._process = process
         self._conn = conn
+        #: Shared [next day number of the parent, one past the child's next]: taken under its lock.
+        self._bounds = bounds
+        self._built: dict[int, _Built] = {}
+        self._ended = False
 
     @classmethod
     def start(cls, directory: Path, days: list[int]) -> _ColdBuild | None:
         """Fork the child for ``days`` (day ordinals, oldest first); None when ``fork`` is missing or fails."""
-        child = forked.start(_cold_build_child, (str(directory), days), "zmi-journal-index")
-        return None if child is None else cls(Path(directory).absolute(), days, *child)
+        import multiprocessing
+
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        bounds = multiprocessing.get_context("fork").Array("q", [0, len(days)])
+        child = forked.start(_cold_build_child, (str(directory), days, bounds), "zmi-journal-index")
+        return None if child is None else cls(Path(directory).absolute(), days, *child, bounds)
+
+    def claim(self, ordinal: int) -> bool:
+        """Take day ``ordinal`` for the parent: True when it reads the file itself (the child has not taken it,
+        or it is not one of the child's days); False when the child has or had it (:meth:`entry`)."""
+        number = self._number.get(ordinal)
+        if number is None:
+            return True
+        with self._bounds.get_lock():
+            if number >= self._bounds[1]:
+                return False
+            self._bounds[0] = max(self._bounds[0], number + 1)
+            return True
+
+    def receive(self) -> None:
+        """Take in the entries that arrived (without waiting); notes the end of the child (all sent, or failed:
+        logged)."""
+        conn = self._conn
+        while not self._ended:
+            try:
+                if not conn.poll(0):
+                    return
+                built = _BUILT_DECODER.decode(conn.recv_bytes())
+            except (EOFError, OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self._process.join(1.0)
+                log.warning("journal: the second index builder %s; reading the files here",
+                            forked.describe_end(self._process, exc))
+                self.cancel()
+                return
+            if not built.day:  # all sent
+                self.cancel()
+                return
+            self._built[built.day] = built
+
+    def entry(self, ordinal: int) -> _Built | None:
+        """What the child sent for day ``ordinal`` (waits for it), or None: the file could not be cached, the
+        child failed, or it sent nothing for :attr:`TIMEOUT` seconds (then it is stopped)."""
+        while ordinal not in self._built and not self._ended:
+            try:
+                arrived = self._conn.poll(self.TIMEOUT)
+            except (EOFError, OSError):
+                arrived = True  # receive() says what happened
+            if not arrived:
+                log.warning("journal: the second index builder sent nothing for %.0f s; reading the files here",
+                            self.TIMEOUT)
+                self.cancel()
+                break
+            self.receive()
+        built = self._built.pop(ordinal, None)
+        return built if built is not None and built.entry is not None else None
 
     def cancel(self) -> None:
-        """Stop the child without waiting for its entries."""
+        """Stop the child without waiting for more entries. Idempotent."""
+        self._ended = True
         forked.stop(self._process, self._conn)
 
-    def collect(self) -> dict[int, _IndexCache]:
-        """The entries by day ordinal ({} when the child failed or took longer than :attr:`TIMEOUT`)."""
-        out: dict[int, _IndexCache] = {}
-        try:
-            if self._conn.poll(self.TIMEOUT):
-                for ordinal, data in self._conn.recv():
-                    out[ordinal] = _CACHE_DECODER.decode(data)
-            else:
-                log.warning("journal: the second index builder took longer than %.0f s; reading the files here",
-                            self.TIMEOUT)
-        except (EOFError, OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self._process.join(1.0)
-            log.warning("journal: the second index builder %s; reading the files here",
-                        forked.describe_end(self._process, exc))
-            out = {}
-        finally:
-            self.cancel()
-        return out
 
-
-def _plan_cold_build(ordinals: list[int], sizes: list[int], share: float, threshold: int) -> list[int]:
-    """The days (ordinals, oldest first) a second builder should read: of the files to read (``sizes`` > 0,
-    in the order of ``ordinals``), the newest ones holding about ``share`` of the bytes; [] when they hold
-    less than ``threshold`` bytes in all or there is one CPU (a second process would cost more than it
-    saves). The file across the mark goes to the side where most of it lies; the caller keeps the oldest."""
+def _plan_cold_build(ordinals: list[int], sizes: list[int], threshold: int) -> list[int]:
+    """The days (ordinals, oldest first) a second builder may read: the files to read (``sizes`` > 0, in the
+    order of ``ordinals``); [] when they hold less than ``threshold`` bytes in all or there is one CPU (a second
+    process would cost more than it saves)."""
     if (os.cpu_count() or 1) < 2:
         return []
     total = sum(sizes)
     if total <= 0 or total < threshold:
         return []
-    done, first = 0, len(sizes)
-    for number, size in enumerate(sizes):
-        if done + size / 2 > total * (1 - share):
-            first = max(number, 1)
-            break
-        done += size
-    return [ordinal for ordinal, size in zip(ordinals[first:], sizes[first:]) if size]
+    return [ordinal for ordinal, size in zip(ordinals, sizes) if size]
 
 
-def _cold_build_child(conn: Any, directory: str, days: list[int], parent_end: Any = None) -> None:
-    """Body of :class:`_ColdBuild`'s process: [(ordinal, encoded entry)] for the cacheable ones of ``days``.
-    ``parent_end`` (the pipe's reading end, inherited by the fork) is closed first, so that sending to a parent
-    that died (kill -9 during start-up) fails at once instead of blocking this process forever."""
+def _cold_build_child(conn: Any, directory: str, days: list[int], bounds: Any, parent_end: Any = None) -> None:
+    """Body of :class:`_ColdBuild`'s process: takes days from the newest end of ``bounds`` until it meets the
+    parent and sends a :class:`_Built` for each (a thread sends, so that a parent busy with its own files never
+    holds the reading up), then ``day`` 0. ``parent_end`` (the pipe's reading end, inherited by the fork) is
+    closed first, so that sending to a parent that died (kill -9 during start-up) fails at once instead of
+    blocking this process forever."""
+    import queue
+
     if parent_end is not None:
         parent_end.close()
     log.disabled = True
@@ -1543,23 +1608,38 @@ def _cold_build_child(conn: Any, directory: str, days: list[int], parent_end: An
     # Not the server's handlers (inherited by fork): SIGTERM ends the builder, a Ctrl-C is the parent's business.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    out: list[tuple[int, bytes]] = []
-    try:
-        journal = Journal.__new__(Journal)
-        journal.directory = Path(directory)
-        journal._empty_index()
-        states = [journal._state_for(date.fromordinal(ordinal)) for ordinal in days]
-        for state in states:
-            journal._read_new(state)
-        cacheable = [state for state in states if not state.uncacheable and state.offset > 0]
-        if cacheable:
-            out = [(state.day.toordinal(), _CACHE_ENCODER.encode(entry))
-                   for state, entry in journal._derive(cacheable)]
-    finally:
+    outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def send() -> None:
         try:
-            conn.send(out)
+            while (data := outbox.get()) is not None:
+                conn.send_bytes(data)
         except OSError:  # the server is gone (killed during start-up): nobody to tell, nothing to print
             pass
+
+    sender = threading.Thread(target=send, name="zmi-journal-index-send", daemon=True)
+    sender.start()
+    try:
+        while True:
+            with bounds.get_lock():
+                if bounds[1] <= bounds[0]:
+                    break
+                bounds[1] -= 1
+                ordinal = days[bounds[1]]
+            journal = Journal.__new__(Journal)
+            journal.directory = Path(directory)
+            journal._empty_index()
+            state = journal._state_for(date.fromordinal(ordinal))
+            journal._read_new(state)
+            built = _Built(ordinal)
+            if not state.uncacheable and state.offset > 0:
+                for _, entry in journal._derive([state]):
+                    built = _Built(ordinal, entry, state.orphan_lines)
+            outbox.put(_BUILT_ENCODER.encode(built))
+        outbox.put(_BUILT_ENCODER.encode(_Built(0)))
+    finally:
+        outbox.put(None)
+        sender.join()
         conn.close()
 
 

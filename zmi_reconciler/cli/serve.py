@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from zmi_reconciler.journal import Journal
 
     guess = journal_path_guess(args)
-    first_build = Journal.start_first_build(guess, head_start=EARLY_HEAD_START) if guess is not None else None
+    first_build = Journal.start_first_build(guess) if guess is not None else None
     from zmi_reconciler.config import ConfigError, settings_from_args
 
     try:
@@ -62,15 +62,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"zmi-reconciler: {exc}", file=sys.stderr)
         return 2
     return serve(settings, first_build=first_build)
-
-
-#: Bytes of journal the second index builder reads while this process does its other start-up work (import the
-#: API, load 1,000 schedule files, build the app: ~1.6 s, at ~80 MiB/s of journal per CPU on the benchmark VM),
-#: when it is forked before the settings are read (``run``) or after them and the server lock (:func:`serve`
-#: called directly). The child takes half of (head start + all bytes), so that both end together: 80 % of a
-#: 190 MiB journal; measured on bench/api.py (0.6 -> 0.8 took the first start from 3.35 to 3.14 s).
-EARLY_HEAD_START = 112 << 20
-LATE_HEAD_START = 96 << 20
 
 
 def journal_path_guess(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Path | None:
@@ -103,10 +94,11 @@ def serve(settings: Settings, stop: threading.Event | None = None,
     """Run until ``stop`` is set or SIGTERM/SIGINT arrives (signals only when called in the main thread).
 
     Start-up order (the API answers within seconds even for a journal of a million events, SPEC 10): when the
-    journal needs a first index build (no cache yet, or a new cache format), a forked process starts on its
-    newer files at once; meanwhile this process imports the API, loads the schedule files, synchronises the
-    tna store and builds the API app (on the journal object, not yet read: ``defer_open``), then reads the older
-    journal files and replays what the other process built (:meth:`Journal.start_first_build`). ``first_build``:
+    journal needs a first index build (no cache yet, or a new cache format), a forked process starts reading
+    its files at once, newest first; meanwhile this process imports the API, loads the schedule files,
+    synchronises the tna store and builds the API app (on the journal object, not yet read: ``defer_open``), then
+    reads the files oldest first until it meets the other process and replays what that one built
+    (:meth:`Journal.start_first_build`, :class:`zmi_reconciler.journal._ColdBuild`). ``first_build``:
     that process when the caller started it earlier (:func:`run`, from :func:`journal_path_guess`); used when it
     reads ``settings.journal_path``, else cancelled. The caller's build is cancelled on every path. Without a
     first build (a restart: the index comes from its cache) a forked process loads the schedule files instead
@@ -144,7 +136,7 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
     else:
         if early_build is not None:
             early_build.cancel()
-        first_build = Journal.start_first_build(settings.journal_path, head_start=LATE_HEAD_START)
+        first_build = Journal.start_first_build(settings.journal_path)
     preloading = None
     try:
         from zmi_reconciler.reconcile import Preloading, Reconciler, preload
