@@ -150,11 +150,18 @@ _HEADS = msgspec.json.Decoder(list[_Head])
 
 
 _RunEvent = Literal["run_started", "run_finished", "run_skipped", "run_missed", "run_interrupted"]
+#: Run statuses and triggers as the runner writes them. Typed as literals so that the decoders give every run the
+#: same string objects (memory, no intern); a file with a run of another status or trigger is not cached (see _derive).
+_RunStatus = Literal["running", "succeeded", "failed", "partial", "interrupted", "unknown"]
+_Trigger = Literal["scheduled", "catch_up", "manual"]
+_CACHEABLE_STATUSES = frozenset(get_args(_RunStatus))
+_CACHEABLE_TRIGGERS = frozenset(get_args(_Trigger)) | {None}
 
 
 class _RunHead(msgspec.Struct, gc=False):
     """:class:`_Head` of a run-level line with the instants parsed by the decoder (in C), for the first build;
-    a value the decoder refuses sends the chunk down the path that decodes :class:`_Head` and warns per line.
+    a value the decoder refuses (an instant it cannot parse, a status or trigger the runner does not write) sends
+    the chunk down the path that decodes :class:`_Head` and warns per line.
     ``event`` is a run-level event: a line found by a nested ``"event":"run_..."`` (a task result's own key)
     decodes to its top-level event, which fails here, so that chunk is read on the full path too."""
 
@@ -162,9 +169,9 @@ class _RunHead(msgspec.Struct, gc=False):
     event: _RunEvent
     schedule: str | None = None
     run_id: str | None = None
-    trigger: str | None = None
+    trigger: _Trigger | None = None
     scheduled_for: datetime | None = None
-    status: str | None = None
+    status: _RunStatus | None = None
     pid: int | None = None
 
 
@@ -186,12 +193,6 @@ def _max(current: datetime | None, value: datetime) -> datetime:
     return value if current is None or value > current else current
 
 
-#: Run statuses and triggers as the runner writes them. Typed as literals so that the cache decoder gives every run
-#: the same string objects (memory); a file with a run of another status or trigger is not cached (see _derive).
-_RunStatus = Literal["running", "succeeded", "failed", "partial", "interrupted", "unknown"]
-_Trigger = Literal["scheduled", "catch_up", "manual"]
-_CACHEABLE_STATUSES = frozenset(get_args(_RunStatus))
-_CACHEABLE_TRIGGERS = frozenset(get_args(_Trigger)) | {None}
 
 
 class _Run(msgspec.Struct, array_like=True, gc=False, eq=False):
@@ -973,7 +974,6 @@ class Journal:
             self._ingest_all(state, data, end, base_pos)
             return
         index = self._index
-        base = base_pos | offset
         runs = self._runs
         runs_get = runs.get
         schedules = self._schedules
@@ -986,8 +986,8 @@ class Journal:
         slot_triggers = SLOT_TRIGGERS
         # The common lines (a run's first start, its first end) inline; everything else through _index, which
         # does the same for them (instants are parsed before anything changes, so a ValueError changes nothing).
-        for number, (head, start) in enumerate(zip(heads, starts)):
-            pos = base + start
+        # Statuses and triggers are literals of _RunHead: the same string objects for every run already.
+        for head, pos, raw in zip(heads, map((base_pos | offset).__add__, starts), raws):
             try:
                 event = head.event
                 run_id = head.run_id
@@ -998,7 +998,7 @@ class Journal:
                         if finished_at.tzinfo is not utc:
                             finished_at = as_utc(finished_at)
                         run.positions += (pos,)
-                        run.status = status = intern(head.status or "unknown")
+                        run.status = status = head.status or "unknown"
                         run.finished_at = finished_at
                         run.finish_pos = pos
                         if status == "succeeded":
@@ -1015,7 +1015,6 @@ class Journal:
                         started_at = as_utc(started_at)
                     sid = intern(head.schedule or run_id.partition("@")[0])
                     trigger = head.trigger
-                    trigger = intern(trigger) if trigger else None
                     run = runs[run_id] = new_run(run_id, sid, trigger, slot, started_at, head.pid, (pos,))
                     entry = schedules.get(sid) or schedule(sid)
                     entry.runs.append(run)
@@ -1023,10 +1022,10 @@ class Journal:
                                                                           or slot > entry.last_slot):
                         entry.last_slot = slot
                     continue
-                index(_HEAD.decode(raws[number]), pos, state)  # the rest: instants as strings, as _index wants
+                index(_HEAD.decode(raw), pos, state)  # the rest: instants as strings, as _index wants
             except ValueError as exc:
                 state.uncacheable = True  # keeps the warning at every open
-                number = state.lines + 1 + data.count(b"\n", 0, start)
+                number = state.lines + 1 + data.count(b"\n", 0, (pos & _OFFSET_MASK) - offset)
                 log.warning("journal: %s:%d: invalid line skipped: %s", state.path, number, exc)
         state.offset = offset + end + 1
         state.lines += nlines
