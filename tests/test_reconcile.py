@@ -159,6 +159,8 @@ def test_preloaded_results_are_used_while_the_file_is_unchanged(tmp_path: Path, 
     (folder / "alive.yaml").write_text(ALIVE)
     (folder / ".hidden.yaml").write_text(NIGHTLY)
     (folder / "notes.txt").write_text("x")
+    an_hour_ago = time.time() - 3600
+    os.utime(folder / "nightly.yaml", (an_hour_ago, an_hour_ago))  # not "racy": its stat can be trusted
     preloaded = preload(folder)
     assert sorted(Path(p).name for p in preloaded) == ["alive.yaml", "nightly.yaml"]
     assert preload(tmp_path / "missing") == {}
@@ -175,8 +177,18 @@ def test_preloaded_results_are_used_while_the_file_is_unchanged(tmp_path: Path, 
     runner = FakeRunner()
     rec = Reconciler(Settings(data_dir=tmp_path / "var", schedules_dir=folder), runner,
                      Journal(tmp_path / "var" / "journal", clock=lambda: NOW), clock=lambda: NOW, preloaded=preloaded)
+    opened: list[str] = []
+    real_open = os.open
+
+    def open_spy(path: Any, *args: Any, **kwargs: Any) -> int:
+        opened.append(os.path.basename(str(path)))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_spy)
     assert rec.reconcile_all() == [Change("alive", "loaded"), Change("backup", "loaded"), Change("nightly", "loaded")]
+    monkeypatch.setattr(os, "open", real_open)
     assert sorted(loaded) == ["alive.yaml", "backup.yaml"]  # nightly came from the preload
+    assert "nightly.yaml" not in opened and "alive.yaml" in opened  # not even read again to hash it
     assert runner.schedules["alive"].timing.every == 10
     assert rec.state("nightly").schedule.name == "Nightly processing"  # type: ignore[union-attr]
     (folder / "nightly.yaml").write_text(NIGHTLY.replace("05:00", "05:30"))

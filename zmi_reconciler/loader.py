@@ -122,7 +122,9 @@ class LoadResult:
 
     ``content_hash`` is the SHA-256 hex digest of the file bytes; ``data`` the bytes (empty when the file was
     not read). ``positions`` maps field paths (tuples of keys and indexes) to key/value positions, for
-    findings computed later (lint).
+    findings computed later (lint). ``stat_key``: (st_ino, st_size, st_mtime_ns, st_ctime_ns) of the file as
+    opened, before its bytes were read (None when not read from a file): the reconciler's first pass takes
+    ``content_hash`` for the file while its stat still says this, instead of reading it again.
     """
 
     schedule_id: str
@@ -132,6 +134,7 @@ class LoadResult:
     content_hash: str
     data: bytes
     positions: dict[PathTuple, Position] = field(default_factory=dict, repr=False)
+    stat_key: tuple[int, int, int, int] | None = field(default=None, repr=False)
 
     @property
     def errors(self) -> list[Finding]:
@@ -188,7 +191,8 @@ def load_schedule_file(path: Path, root: Path | None = None) -> LoadResult:
         # O_NONBLOCK: a FIFO swapped in after the stat must not block open() (the reconciler thread)
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
         with open(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
                 return _result(path, [_not_regular(name)], b"")
             data = fh.read(MAX_FILE_BYTES + 1)
             if len(data) > MAX_FILE_BYTES:
@@ -200,7 +204,9 @@ def load_schedule_file(path: Path, root: Path | None = None) -> LoadResult:
         return _result(path, [_finding(name, 1, 1, "E001", "cannot read: is a directory, expected a file")], b"")
     except OSError as exc:
         return _result(path, [_finding(name, 1, 1, "E001", f"cannot read: {exc.strerror or exc}")], b"")
-    return _load(data, path)
+    result = _load(data, path)
+    result.stat_key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return result
 
 
 def load_schedule_text(text: str | bytes, filename: str) -> LoadResult:

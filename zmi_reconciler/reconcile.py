@@ -333,6 +333,9 @@ class Reconciler:
             self._duplicate(sid, [Path(p) for p in paths], state, changes)
             return
         path = paths[0]
+        preloaded = self._preloaded.get(path)
+        if preloaded is not None and preloaded.stat_key is not None and path not in self._stats:
+            self._stats[path] = (preloaded.stat_key, preloaded.content_hash)  # read at start-up: not again
         digest = self._hash_if_changed(path) or _UNREADABLE
         if state is not None and state.file_hash == digest and str(state.file) == path:
             return  # untouched: the runner is not called, its next fire does not move
