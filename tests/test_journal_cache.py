@@ -628,6 +628,59 @@ def test_a_second_builder_whose_parent_died_does_not_stay_behind(tmp_path: Path,
     assert "Traceback" not in capfd.readouterr().err
 
 
+def _exited(pid: int) -> bool:
+    """True when ``pid`` is gone or a zombie (a reparented child may wait for a reaper that never comes)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _server_that_dies(conn: Any, directory: str) -> None:
+    """A stand-in for serve: starts a first build whose child is slow per file, tells the test the child's pid,
+    and is killed (SIGKILL) while the child still has most of the files to go."""
+    import signal
+
+    real_read = Journal._read_new
+
+    def slow(self: Journal, state: Any) -> None:
+        time.sleep(0.3)
+        real_read(self, state)
+
+    Journal._read_new = slow  # type: ignore[method-assign]  # (in this process and the child it forks)
+    days = [datetime.fromisoformat(p.stem).date().toordinal() for p in sorted(Path(directory).glob("*.jsonl"))]
+    build = journal_module._ColdBuild.start(Path(directory), days)
+    conn.send(build._process.pid if build is not None else None)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to watch the orphaned child")
+def test_a_second_builder_stops_taking_files_once_its_server_is_killed(tmp_path: Path) -> None:
+    """kill -9 of serve during a first build: the child notices (its parent changed) and ends after the file in
+    hand instead of reading every file for nobody."""
+    clock = Clock()
+    journal = Journal(tmp_path, clock=clock, index_cache=False)
+    for day in range(10):
+        _run(journal, clock, "a", "succeeded")
+        clock.advance(days=1)
+    journal.close()
+    assert len(list(tmp_path.glob("*.jsonl"))) == 10  # 3 s of work for the slowed child
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    server = context.Process(target=_server_that_dies, args=(send, str(tmp_path)))
+    server.start()
+    assert receive.poll(30)
+    child = receive.recv()
+    killed = time.monotonic()  # (the server kills itself right after sending; join() would wait for the child
+    assert child is not None  # too: it holds the server's sentinel pipe)
+    while not _exited(child):
+        assert time.monotonic() - killed < 1.5, "the second builder went on reading for a dead server"
+        time.sleep(0.02)
+    server.join(30)
+    assert server.exitcode == -9
+
+
 def test_second_builder_entries_carry_the_lines_of_runs_of_older_files(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """The child reads each file alone: the lines of runs it did not see start (the end of a run across the

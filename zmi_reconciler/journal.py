@@ -1608,18 +1608,20 @@ def _cold_build_child(conn: Any, directory: str, days: list[int], bounds: Any, p
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    parent = os.getppid()
+    gone = threading.Event()
 
     def send() -> None:
         try:
             while (data := outbox.get()) is not None:
                 conn.send_bytes(data)
         except OSError:  # the server is gone (killed during start-up): nobody to tell, nothing to print
-            pass
+            gone.set()
 
     sender = threading.Thread(target=send, name="zmi-journal-index-send", daemon=True)
     sender.start()
     try:
-        while True:
+        while not gone.is_set() and os.getppid() == parent:  # a server killed meanwhile claims nothing more
             with bounds.get_lock():
                 if bounds[1] <= bounds[0]:
                     break
