@@ -584,7 +584,7 @@ class Journal:
                 self._replay(state, entry)
             elif build is not None and not build.claim(state.day.toordinal()):
                 built = build.entry(state.day.toordinal())  # the second builder has it (waits for it)
-                if built is not None and self._fits(built.entry) and self._describes(state, built.entry):
+                if built is not None and self._fits(built) and self._describes(state, built.entry):
                     self._replay_built(state, built)
             self._read_new(state)
             if build is not None:
@@ -636,18 +636,18 @@ class Journal:
         days = _plan_cold_build(ordinals, sizes, cls.PARALLEL_BUILD_BYTES)
         return _ColdBuild.start(directory, days) if days else None
 
-    def _fits(self, entry: _IndexCache) -> bool:
+    def _fits(self, built: _Built) -> bool:
         """Whether an entry built apart from this index (by :class:`_ColdBuild`, which read the file alone)
         replays as reading the file now would: it starts no run id this index knows already (a restarted run
         id; its lines of runs started earlier come with it, see :meth:`_replay_built`)."""
-        return self._runs.keys().isdisjoint(map(_RUN_ID, entry.starts))
+        return self._runs.keys().isdisjoint(built.run_ids or map(_RUN_ID, built.entry.starts))  # type: ignore
 
     def _replay_built(self, state: _FileState, built: _Built) -> None:
         """Replay a second builder's entry: the entry, then its lines of runs it did not see start (runs of
         earlier files, or runs whose start is gone) as reading them would take them (:meth:`_index`)."""
         entry = built.entry
         entry.orphans = []  # orphans only of the file read alone: the lines say what they are here
-        self._replay(state, entry)
+        self._replay(state, entry, shared=built.run_ids is not None)
         state.saved = -2  # not on disk yet
         for pos, head in built.orphan_lines:
             try:
@@ -727,8 +727,9 @@ class Journal:
         log.warning("journal: index cache %s has version %s, not %d; reading %s in full",
                     path, version, _CACHE_VERSION, state.path)
 
-    def _replay(self, state: _FileState, entry: _IndexCache) -> None:
-        """Apply a cache entry of ``state``'s file to the index (as reading its first ``offset`` bytes would)."""
+    def _replay(self, state: _FileState, entry: _IndexCache, shared: bool = False) -> None:
+        """Apply a cache entry of ``state``'s file to the index (as reading its first ``offset`` bytes would).
+        ``shared``: its runs hold the interned schedule ids already (:func:`_share_schedule_ids`)."""
         runs = self._runs
         schedule = self._schedule
         starts = entry.starts
@@ -738,8 +739,9 @@ class Journal:
             sid = intern(sid)
             group = starts[i:i + count]
             i += count
-            for run in group:  # one string object per schedule id, as reading the lines gives (memory)
-                run.schedule = sid
+            if not shared:
+                for run in group:  # one string object per schedule id, as reading the lines gives (memory)
+                    run.schedule = sid
             schedule(sid).runs.extend(group)
         runs.update(zip(map(_RUN_ID, starts), starts))
         for sid, slot in entry.last_slots.items():
@@ -1485,6 +1487,26 @@ class _Built(msgspec.Struct, array_like=True, gc=False):
     day: int
     entry: _IndexCache | None = None
     orphan_lines: list[tuple[int, _Head]] = []
+    #: Set by the parent on receipt (:func:`_share_schedule_ids`), never sent: the entry's run ids.
+    run_ids: frozenset[str] | None = None
+
+
+def _share_schedule_ids(built: _Built) -> None:
+    """Prepare a received entry for a quick replay, while the parent waits for the child anyway: its runs get
+    the interned schedule ids (one string object per id, as reading the lines gives) and ``run_ids`` the set of
+    its run ids (their hashes computed now, reused by :meth:`Journal._fits` and the replay's dict update)."""
+    entry = built.entry
+    if entry is None:
+        return
+    starts = entry.starts
+    intern = sys.intern
+    i = 0
+    for sid, count in entry.groups:
+        sid = intern(sid)
+        for run in starts[i:i + count]:
+            run.schedule = sid
+        i += count
+    built.run_ids = frozenset(map(_RUN_ID, starts))
 
 
 _BUILT_ENCODER = msgspec.msgpack.Encoder()
@@ -1555,6 +1577,7 @@ class _ColdBuild:
             if not built.day:  # all sent
                 self.cancel()
                 return
+            _share_schedule_ids(built)
             self._built[built.day] = built
 
     def entry(self, ordinal: int) -> _Built | None:
