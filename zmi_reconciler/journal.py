@@ -902,6 +902,39 @@ class Journal:
                 groups, rows, mores[ordinal], last_slots, successes, dict(state.slots), sorted(state.orphans))))
         return out
 
+    def _entry_alone(self, state: _FileState) -> _IndexCache | None:
+        """:meth:`_derive` for an index that holds ``state``'s file only (a second builder's, see
+        :class:`_ColdBuild`): every run started in it, so the runs are the per-schedule lists as they are.
+        ``last_slots`` holds each schedule's ``last_slot`` with its skipped and missed slots (``slots`` has
+        those too: a replay takes the maximum of both). None when a run has a status or trigger the cache format
+        does not know, or the file changed meanwhile (the parent reads it then)."""
+        groups: list[tuple[str, int]] = []
+        rows: list[_Run] = []
+        last_slots: dict[str, datetime] = {}
+        successes: dict[str, datetime] = {}
+        for sid, entry in self._schedules.items():
+            if entry.runs:
+                groups.append((sid, len(entry.runs)))
+                rows += entry.runs
+            if entry.last_slot is not None:
+                last_slots[sid] = entry.last_slot
+            if entry.last_success is not None:
+                successes[sid] = entry.last_success
+        statuses, triggers = _CACHEABLE_STATUSES, _CACHEABLE_TRIGGERS
+        if not all(run.status in statuses and run.trigger in triggers for run in rows):
+            return None
+        try:
+            st = os.stat(state.name)
+            with open(state.path, "rb") as handle:
+                handle.seek(max(state.offset - _TAIL_BYTES, 0))
+                tail = handle.read(min(_TAIL_BYTES, state.offset))
+        except OSError:
+            return None
+        if len(tail) != min(_TAIL_BYTES, state.offset) or st.st_size < state.offset:
+            return None
+        return _IndexCache(_CACHE_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, state.offset, state.lines, tail,
+                           groups, rows, [], last_slots, successes, dict(state.slots), sorted(state.orphans))
+
     def _sweep_cache(self) -> None:
         """Delete cache entries whose day file is gone, and temp files of crashed writers (older than 1 h)."""
         try:
@@ -1655,10 +1688,8 @@ def _cold_build_child(conn: Any, directory: str, days: list[int], bounds: Any, p
             journal._empty_index()
             state = journal._state_for(date.fromordinal(ordinal))
             journal._read_new(state)
-            built = _Built(ordinal)
-            if not state.uncacheable and state.offset > 0:
-                for _, entry in journal._derive([state]):
-                    built = _Built(ordinal, entry, state.orphan_lines)
+            entry = journal._entry_alone(state) if not state.uncacheable and state.offset > 0 else None
+            built = _Built(ordinal) if entry is None else _Built(ordinal, entry, state.orphan_lines)
             outbox.put(_BUILT_ENCODER.encode(built))
         outbox.put(_BUILT_ENCODER.encode(_Built(0)))
     finally:
