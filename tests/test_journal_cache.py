@@ -730,6 +730,37 @@ def test_second_builder_entries_carry_the_lines_of_runs_of_older_files(
     assert len(warned) == 2  # the cold open and the first build alike
 
 
+def test_a_second_builder_leaves_a_file_with_a_status_the_cache_does_not_know_to_the_parent(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Its entry could not be decoded by the parent (the cache format has literal statuses and triggers): the
+    child sends none for that file and the parent reads it, quietly; the other files come from the child."""
+    clock = Clock(datetime(2026, 3, 28, 9, 0, tzinfo=timezone.utc))
+    journal = Journal(tmp_path, clock=clock, index_cache=False)
+    for day, status in enumerate(["succeeded", "cancelled", "failed"]):
+        clock.now = datetime(2026, 3, 28 + day, 9, 0, tzinfo=timezone.utc)
+        _run(journal, clock, "plain", status)
+    journal.close()
+    days = sorted(datetime.fromisoformat(p.stem).date().toordinal() for p in tmp_path.glob("*.jsonl"))
+    expected = answers(Journal(tmp_path, clock=clock, index_cache=False))
+    build = journal_module._ColdBuild.start(tmp_path, days)
+    assert build is not None
+    _child_took_all(build)
+    caplog.set_level(logging.INFO, logger="zmi_reconciler.journal")
+    replayed: list[int] = []
+    real = Journal._replay_built
+
+    def spy(self: Journal, state: Any, built: Any) -> None:
+        replayed.append(state.day.toordinal())
+        real(self, state, built)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Journal, "_replay_built", spy)
+        built = Journal(tmp_path, clock=clock, first_build=build)
+    assert answers(built) == expected
+    assert replayed == [days[0], days[2]]  # the "cancelled" day was read by the parent
+    assert not [r for r in caplog.records if "second index builder" in r.getMessage()]
+
+
 def test_a_first_build_hands_the_second_builder_every_file_to_read(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     days = [datetime(2026, 3, day).date().toordinal() for day in range(1, 6)]
