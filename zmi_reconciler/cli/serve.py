@@ -157,6 +157,7 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
                 preloaded = preload(settings.schedules_dir)
         reconciler = Reconciler(settings, runner, journal, preloaded=preloaded)
         app = _create_app(settings, runner, reconciler, journal)  # needs the objects, not the journal's content
+        server = _api_server(settings, app)
         if stop.is_set():  # SIGTERM/SIGINT while loading (systemd stopping us): do not read the journal first
             journal.close()  # never opened: writes nothing, ends a second index builder
             log.info("stopped during start-up")
@@ -205,7 +206,7 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
     gc.freeze()
     gc.enable()
     try:
-        code = _serve_api(settings, app, stop)
+        code = _serve_api(settings, server, stop)
     finally:
         stop.set()
         log.info("stopping: running tasks get %.0f s", settings.shutdown_grace_seconds)
@@ -283,6 +284,7 @@ def _import_api() -> None:
     """Import the API early, while a second index builder works (see :func:`serve`); a build without the API
     package is fine here (:func:`_serve_api` says so)."""
     try:
+        import anyio.streams.memory  # noqa: F401  # what the app's lifespan imports first (~15 ms)
         import uvicorn  # noqa: F401
 
         import zmi_reconciler.api.app  # noqa: F401
@@ -301,16 +303,24 @@ def _create_app(settings: Settings, runner: Any, reconciler: Any, journal: Any) 
     return create_app(settings, runner, reconciler, journal, freeze_gc=True)
 
 
-def _serve_api(settings: Settings, app: Any, stop: threading.Event) -> int:
+def _api_server(settings: Settings, app: Any) -> Any:
+    """The uvicorn server for ``app`` with its config loaded (protocol classes imported, the app wrapped), so that
+    serving it later takes no more than binding the port; None without the API package."""
     if app is None:
-        log.warning("API not available in this build; running runner and reconciler only")
-        stop.wait()
-        return 0
+        return None
     import uvicorn
 
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                             lifespan="on")
-    server = uvicorn.Server(config)
+    config.load()
+    return uvicorn.Server(config)
+
+
+def _serve_api(settings: Settings, server: Any, stop: threading.Event) -> int:
+    if server is None:
+        log.warning("API not available in this build; running runner and reconciler only")
+        stop.wait()
+        return 0
 
     def exit_on_stop() -> None:
         stop.wait()
