@@ -410,6 +410,44 @@ def test_catch_up_after_a_3_hour_downtime(tmp_path, rec):
     assert len(started(runner.journal)) == 2 and len(events(runner.journal, "run_missed")) == 11
 
 
+def test_deferred_seeding_catches_up_as_an_apply_with_the_journal_read(tmp_path, rec):
+    """serve reconciles before the journal is read: apply() after defer_seeding() keeps the schedule without a
+    journal query or a next fire; seed() then gives what apply() gives (the same catch-up and missed records);
+    a schedule removed or changed meanwhile is seeded as it is then (or not at all)."""
+    clock = FakeClock(utc(2026, 5, 1, 8, 0))
+    sched = make_schedule({"type": "minutes", "every": 15}, catch_up="1h")
+    _previous_life(tmp_path, rec, clock, "c", sched, utc(2026, 5, 1, 9, 0))
+    clock.set(utc(2026, 5, 1, 12, 5))
+    runner = make_runner(tmp_path, clock, rec)
+    queried: list[str] = []
+    real_last_slot = runner.journal.last_slot
+    runner.journal.last_slot = lambda sid: queried.append(sid) or real_last_slot(sid)
+    runner.defer_seeding()
+    runner.apply("c", make_schedule({"type": "minutes", "every": 15}), "h0")
+    runner.apply("c", sched, "h")  # changed before the seeding: seeded as it is now
+    runner.apply("gone", make_schedule(EVERY_MINUTE), "g")
+    runner.remove("gone")
+    runner.apply("new", make_schedule({"type": "daily", "at": "05:00"}), "n")
+    assert queried == [] and runner._scheduler.get_jobs() == []
+    assert runner.status("c")["next_fire"] is None and runner.status("c")["content_hash"] == "h"
+    runner.run_once()  # a tick before the seeding fires nothing
+    wait_idle(runner)
+    assert len(started(runner.journal)) == 1
+    runner.seed()
+    assert sorted(queried) == ["c", "new"] and runner.schedule_ids() == ["c", "new"]
+    assert runner.status("c")["last_slot"] == utc(2026, 5, 1, 9, 0)
+    assert runner.status("new")["next_fire"] == utc(2026, 5, 2, 3, 0)  # 05:00 CEST after now
+    runner.run_once()
+    wait_idle(runner)
+    assert [(r["run_id"], r["trigger"]) for r in started(runner.journal)] == [
+        ("c@20260501T090000Z", "scheduled"), ("c@20260501T120000Z", "catch_up")]
+    assert len(events(runner.journal, "run_missed")) == 11
+    assert runner.status("c")["next_fire"] == utc(2026, 5, 1, 12, 15)
+    runner.seed()  # idempotent: nothing seeded twice
+    runner.apply("later", make_schedule(EVERY_MINUTE), "l")  # after the seeding: registered at once
+    assert runner.status("later")["next_fire"] == utc(2026, 5, 1, 12, 6)
+
+
 def test_missed_fires_outside_catch_up_are_only_recorded(tmp_path, rec):
     clock = FakeClock(utc(2026, 5, 1, 9, 0))
     sched = make_schedule({"type": "minutes", "every": 15})  # catch_up default 0 for interval timings

@@ -239,7 +239,7 @@ def test_the_commands_of_runs_closed_as_interrupted_are_stopped_first(
     """serve hands the runs of a killed server to run_command.stop_leftovers before it closes them (QA: done in
     a thread after the close, a server stopped within the grace left a command running that no later start
     looked at again), and before anything fires."""
-    from zmi_reconciler import reconcile
+    from zmi_reconciler.runner import Runner
 
     journal = Journal(settings.journal_path, index_cache=False)
     journal.append("run_started", schedule="nightly", run_id="nightly@killed", trigger="manual", pid=2**22 + 12345)
@@ -248,13 +248,13 @@ def test_the_commands_of_runs_closed_as_interrupted_are_stopped_first(
     monkeypatch.setattr(serve_module, "_stop_leftover_commands",
                         lambda j, ids: handed.append((list(ids), j.orphaned_runs())))
     stop = threading.Event()
-    real_pass = reconcile.Reconciler.reconcile_all
+    real_seed = Runner.seed
 
-    def pass_then_stop(self):  # stop right after the first pass: before anything fires or listens
+    def seed_then_stop(self):  # stop once the journal is read and the runner seeded: before anything fires
         stop.set()
-        return real_pass(self)
+        return real_seed(self)
 
-    monkeypatch.setattr(reconcile.Reconciler, "reconcile_all", pass_then_stop)
+    monkeypatch.setattr(Runner, "seed", seed_then_stop)
     assert serve_module.serve(settings, stop) == 0
     assert handed == [(["nightly@killed"], ["nightly@killed"])]  # still open when handed over
     assert Journal(settings.journal_path, index_cache=False).last_run("nightly")["status"] == "interrupted"

@@ -243,6 +243,7 @@ class Reconciler:
         self._folder_missing = False
         self._reconciled = threading.Event()
         self._pending: list[tuple[str, dict[str, Any]]] | None = None  # events of the pass in progress
+        self._held: list[tuple[str, dict[str, Any]]] | None = None  # events kept back (hold_journal)
         self.last_good = LastGoodStore(settings.last_good_path)
 
     # ------------------------------------------------------------------ queries
@@ -536,17 +537,39 @@ class Reconciler:
         if self._pending is not None:  # inside reconcile_all: written in one go at the end of the pass
             self._pending.append((event, fields))
             return
+        if self._held is not None:
+            self._held.append((event, fields))
+            return
         try:
             self.journal.append(event, **fields)
         except Exception:
             log.exception("journal: cannot record %s of %s", event, fields.get("schedule"))
 
+    def hold_journal(self) -> None:
+        """Keep the journal events of the coming passes back until :meth:`release_journal` (``serve``
+        reconciles before the journal has been read at start-up; the events follow what the open records)."""
+        with self._lock:
+            if self._held is None:
+                self._held = []
+
+    def release_journal(self) -> None:
+        """Write the events kept back since :meth:`hold_journal`, in order, and write the next ones at once again.
+        Idempotent."""
+        with self._lock:
+            held, self._held = self._held, None
+            if held:
+                self._pending = held
+                self._flush_journal()
+
     def _flush_journal(self) -> None:
         """Write the events of this pass, in the order they happened, with one ``Journal.append_many`` (one lock
         round and one write instead of one per event: 1,000 ``schedule_loaded`` at start). A journal without
         ``append_many`` gets them one by one. If the batch fails, each event is tried on its own so one bad
-        event does not lose the others; failures are logged as before."""
+        event does not lose the others; failures are logged as before. Kept back while held (hold_journal)."""
         pending, self._pending = self._pending or [], None
+        if self._held is not None:
+            self._held += pending
+            return
         if not pending:
             return
         append_many = getattr(self.journal, "append_many", None)

@@ -231,6 +231,7 @@ class Runner:
         self._lock = threading.RLock()
         self._states: dict[str, _ScheduleState] = {}
         self._seen: set[str] = set()  # schedules this process has known (journal seeding only on first sight)
+        self._unseeded: dict[str, _ScheduleState] | None = None  # first seen while seeding waits (defer_seeding)
         self._active: dict[str, RunHandle] = {}
         self._queued: dict[str, RunRequest] = {}
         self._runs: collections.OrderedDict[str, RunHandle] = collections.OrderedDict()
@@ -259,11 +260,23 @@ class Runner:
         computed after ``max(now, last handled slot)``. A schedule this process sees for the first time is
         seeded from ``journal.last_slot`` so fires missed while the server was down are found (catch-up and
         ``run_missed``). Paused (``enabled: false``) and manual schedules are kept but not registered.
+        After :meth:`defer_seeding`, a schedule first seen is kept unseeded and unregistered until :meth:`seed`.
         """
         zone = schedule.zone(self.settings.default_timezone)
         with self._lock:
             state = self._states.get(schedule_id)
             if state is not None and state.content_hash == content_hash:
+                return
+            unseeded = self._unseeded
+            if unseeded is not None and (schedule_id in unseeded if state is not None else
+                                         schedule_id not in self._seen):
+                if state is None:
+                    state = self._states[schedule_id] = _ScheduleState(schedule_id, schedule, content_hash, zone,
+                                                                       None)
+                    self._seen.add(schedule_id)
+                    unseeded[schedule_id] = state
+                else:
+                    state.schedule, state.content_hash, state.zone = schedule, content_hash, zone
                 return
             now = self._clock()
             if state is None:
@@ -280,6 +293,29 @@ class Runner:
             self._seen.add(schedule_id)
             if schedule.enabled and schedule.timing.type != "manual":
                 self._register(state, after)
+        self._wake.set()
+
+    def defer_seeding(self) -> None:
+        """Until :meth:`seed`, :meth:`apply` keeps a schedule it sees for the first time without looking into the
+        journal and without registering it (no next fire yet): ``serve`` reconciles the schedule files while the
+        journal is still being read at start-up."""
+        with self._lock:
+            if self._unseeded is None:
+                self._unseeded = {}
+
+    def seed(self) -> None:
+        """End :meth:`defer_seeding`: each schedule :meth:`apply` took meanwhile (and still holds) is seeded from
+        ``journal.last_slot`` and registered, as :meth:`apply` does for a schedule it sees for the first time;
+        one without a journal record fires after now (the time of this call). Idempotent."""
+        with self._lock:
+            pending, self._unseeded = self._unseeded or {}, None
+            now = self._clock()
+            for schedule_id, state in pending.items():
+                if self._states.get(schedule_id) is not state:
+                    continue  # removed meanwhile
+                state.last_slot = self._journal_last_slot(schedule_id)
+                if state.schedule.enabled and state.schedule.timing.type != "manual":
+                    self._register(state, state.last_slot if state.last_slot is not None else now)
         self._wake.set()
 
     def remove(self, schedule_id: str) -> None:

@@ -158,6 +158,11 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
         reconciler = Reconciler(settings, runner, journal, preloaded=preloaded)
         app = _create_app(settings, runner, reconciler, journal)  # needs the objects, not the journal's content
         server = _api_server(settings, app)
+        # The schedule files are reconciled before the journal is read (the journal events of the pass and the
+        # runner's seeding from the journal wait for it), so that reading it is the last thing before serving.
+        runner.defer_seeding()
+        reconciler.hold_journal()
+        reconciler.reconcile_all()
         if stop.is_set():  # SIGTERM/SIGINT while loading (systemd stopping us): do not read the journal first
             journal.close()  # never opened: writes nothing, ends a second index builder
             log.info("stopped during start-up")
@@ -169,6 +174,8 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
         # before anything new starts); nothing to wait for unless a command outlived its server.
         _stop_leftover_commands(journal, journal.orphaned_runs())
         interrupted = journal.close_interrupted()
+        reconciler.release_journal()
+        runner.seed()
     except (OSError, ValueError) as exc:
         log.error("cannot start: %s", exc)
         server_lock.release()
@@ -185,7 +192,6 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
             preloading.cancel()
     if interrupted:
         log.warning("closed %d run(s) of a previous process as interrupted", len(interrupted))
-    reconciler.reconcile_all()
     if stop.is_set():  # SIGTERM/SIGINT during start-up: stop before anything fires or listens
         log.info("stopped during start-up")
         journal.close()
