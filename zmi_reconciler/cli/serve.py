@@ -1,10 +1,11 @@
 """``zmi-reconciler serve``: the runner, the reconciler and the HTTP API in one process.
 
 Start: logging to stderr (text or JSON lines), the schedule files loaded and the tna store synchronised
-(master data, holidays), the journal opened and runs of a previous process that never finished closed with
-``run_interrupted`` (``Journal.close_interrupted``), the schedules handed to the runner (it seeds missed fires
-from the journal), then the runner loop, the folder watcher and the API; the journal's index cache is written
-:data:`INDEX_SAVE_DELAY` seconds later (or at stop).
+(master data, holidays), the API app built, the schedules reconciled into the runner (its seeding from the journal
+and the pass's journal events wait), the journal opened and runs of a previous process that never finished
+closed with ``run_interrupted`` (``Journal.close_interrupted``), the pass's events written and the runner seeded
+(it finds the fires missed while the server was down), then the runner loop, the folder watcher and the API; the
+journal's index cache is written :data:`INDEX_SAVE_DELAY` seconds later (or at stop).
 
 Stop: SIGTERM or SIGINT stops the API and the watcher, the runner fires nothing new, running tasks get
 ``shutdown_grace_seconds`` to finish, then their cancel events are set and runs that are still going are
