@@ -385,11 +385,13 @@ def test_close_interrupted_closes_only_dead_runs(tmp_path: Path) -> None:
     journal.append("task_started", schedule="nightly", run_id="nightly@A", index=1, task="calculate_days")
     # A run of another live process (our parent) must be left alone.
     journal.append("run_started", schedule="cli", run_id="cli@manual", trigger="manual", pid=os.getppid())
-    _run(journal, clock, "done", slot, "succeeded")
+    done = _run(journal, clock, "done", slot, "succeeded")
     journal.close()
 
     restarted = Journal(tmp_path, clock=clock)
-    assert restarted.close_interrupted() == ["nightly@A"]
+    assert restarted.orphaned_runs() == ["nightly@A"]
+    # serve hands over what orphaned_runs gave; each is checked again (unknown, live and finished ones stay)
+    assert restarted.close_interrupted(["cli@manual", "nowhere@1", done, "nightly@A"]) == ["nightly@A"]
     run = restarted.get_run("nightly@A")
     assert run is not None
     assert run["status"] == "interrupted"

@@ -1449,23 +1449,27 @@ class Journal:
         with self._lock:
             return [run.run_id for run in self._orphaned_runs()]
 
-    def _orphaned_runs(self) -> list[_Run]:
+    def _orphaned_runs(self, run_ids: Iterable[str] | None = None) -> list[_Run]:
         self.refresh(force=True)
         me = os.getpid()
-        return [run for run in sorted((run for run in self._runs.values() if run.status == RUNNING),
-                                      key=lambda run: run.positions[0])
-                if not (run.pid is not None and run.pid != me and _pid_alive(run.pid))]
+        if run_ids is None:
+            running = sorted((run for run in self._runs.values() if run.status == RUNNING),
+                             key=lambda run: run.positions[0])
+        else:
+            running = [run for run in map(self._runs.get, run_ids) if run is not None and run.status == RUNNING]
+        return [run for run in running if not (run.pid is not None and run.pid != me and _pid_alive(run.pid))]
 
-    def close_interrupted(self) -> list[str]:
+    def close_interrupted(self, run_ids: Iterable[str] | None = None) -> list[str]:
         """Close runs that have ``run_started`` but no ``run_finished`` with a ``run_interrupted`` event
         (fields ``schedule``, ``run_id``, ``trigger``, ``scheduled_for``); returns their run ids, oldest first.
 
         Call at start, before this process starts runs. A run whose recorded ``pid`` belongs to another live
-        process (a CLI ``run`` next to the server) is left alone.
+        process (a CLI ``run`` next to the server) is left alone. ``run_ids``: the runs :meth:`orphaned_runs`
+        gave (checked again, in that order) instead of a look at every run of the index.
         """
         closed: list[str] = []
         with self._lock:
-            for run in self._orphaned_runs():
+            for run in self._orphaned_runs(run_ids):
                 self.append("run_interrupted", schedule=run.schedule, run_id=run.run_id, trigger=run.trigger,
                             scheduled_for=run.scheduled_for)
                 closed.append(run.run_id)

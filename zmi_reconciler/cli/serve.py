@@ -173,8 +173,9 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
         journal.open()
         # A killed server cannot stop its commands: end what still runs of them before their runs are closed (and
         # before anything new starts); nothing to wait for unless a command outlived its server.
-        _stop_leftover_commands(journal, journal.orphaned_runs())
-        interrupted = journal.close_interrupted()
+        orphaned = journal.orphaned_runs()
+        _stop_leftover_commands(journal, orphaned)
+        interrupted = journal.close_interrupted(orphaned)
         reconciler.release_journal()
         runner.seed()
     except (OSError, ValueError) as exc:
