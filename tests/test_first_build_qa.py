@@ -4,12 +4,12 @@ must answer like a cold open (``index_cache=False``), warn about invalid lines w
 failing or killed builder with one log line, never hang and never leave a process behind, and the cache it writes
 must replay to the same answers.
 
-Tests that expose a bug are ``xfail(strict=True)`` with the bug in their reason. Hangs are checked in a forked
+Tests that exposed a bug (fixed since) say what went wrong in their docstring. Hangs are checked in a forked
 process with a deadline (the hung process is killed by its pid); nothing sleeps to decide a result."""
 
 from __future__ import annotations
 
-import fcntl
+import functools
 import json
 import logging
 import multiprocessing
@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import termios
 import threading
 import time
 from datetime import date, datetime, timezone
@@ -218,18 +217,12 @@ def _finishes(target: Any, args: tuple[Any, ...], timeout: float) -> int | None:
 
 
 def _big_journal(directory: Path, runs: int = 3000) -> list[int]:
-    """Two day files whose entries are far beyond a pipe's 64 KiB: the builder blocks on its send until read."""
+    """Two day files whose entries are far beyond a pipe's 64 KiB."""
     for day in (1, 2):
         lines = [_run(day, (n // 50) % 24, n % 50, f"s{n % 9}@{day}-{n}", ("succeeded", "failed")[n % 2])
                  for n in range(runs // 2)]
         (directory / f"2026-03-{day:02d}.jsonl").write_bytes(b"".join(lines))
     return _ordinals(directory)
-
-
-def _pipe_bytes(build: Any) -> int:
-    buf = bytearray(4)
-    fcntl.ioctl(build._conn.fileno(), termios.FIONREAD, buf)
-    return int.from_bytes(buf, sys.byteorder)
 
 
 @pytest.fixture(autouse=True)
@@ -418,7 +411,7 @@ def test_a_failed_fork_means_the_open_reads_the_files_itself(
 
 
 def _kill_outside_its_lock(build: Any, sig: int) -> None:
-    """Signal the builder at a moment it does not hold the shared bounds (see the xfail tests for the others)."""
+    """Signal the builder at a moment it does not hold the shared bounds (the tests below take the other moments)."""
     lock = build._bounds.get_lock()
     assert lock.acquire(timeout=10)
     try:
@@ -452,21 +445,26 @@ def test_builder_killed_at_many_moments(tmp_path: Path, caplog: pytest.LogCaptur
         said = _builder_lines(caplog)
         assert len(said) <= 1 and all(f"was ended by {name}; reading the files here" in m for m in said), said
         caplog.clear()
-    # mid-message: entries beyond the pipe's buffer, the builder blocked in the middle of sending one
-    big = tmp_path / "big"
-    big.mkdir()
-    days = _big_journal(big)
-    expected = answers(Journal(big, clock=Clock(NOW), index_cache=False))
-    build = journal_module._ColdBuild.start(big, days)
-    deadline = time.monotonic() + 30
-    while _pipe_bytes(build) < 32768:  # the pipe is full (an entry is ~200 KB): the sender is mid-message
-        assert time.monotonic() < deadline and build._process.is_alive()
-        time.sleep(0.002)
-    _kill_outside_its_lock(build, sig)
+    # mid-message: killed after sending half a message (the rest never comes)
     caplog.clear()
-    assert answers(Journal(big, clock=Clock(NOW), first_build=build)) == expected
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(journal_module, "_cold_build_child", functools.partial(_dies_mid_message, sig))
+        build = journal_module._ColdBuild.start(tmp_path, days)
+        build._process.join(30)
+        assert answers(Journal(tmp_path, clock=Clock(NOW), first_build=build)) == expected
     assert [m for m in _builder_lines(caplog)] == [
         f"journal: the second index builder was ended by {name}; reading the files here"]
+
+
+def _dies_mid_message(sig: int, conn: Any, directory: str, days: list[int], bounds: Any,
+                      parent_end: Any = None) -> None:
+    def send_half_then_die(data: bytes) -> None:
+        conn._send(len(data).to_bytes(4, "big", signed=True))  # (multiprocessing's own header)
+        conn._send(data[:len(data) // 2])
+        os.kill(os.getpid(), sig)
+
+    conn.send_bytes = send_half_then_die
+    _REAL_CHILD(conn, directory, days, bounds, parent_end)
 
 
 def _takes_then_hangs(conn: Any, directory: str, days: list[int], bounds: Any, parent_end: Any = None) -> None:
@@ -559,17 +557,14 @@ def _lock_is_free(settings: Any) -> bool:
 
 
 def _serve_starts_then_dies(settings: Any, days: list[int], pid_path: str) -> None:
-    """A server killed (SIGKILL) during start-up while its builder is blocked on a send to it; it holds the server
-    lock, as _serve does when it starts the builder itself (run()'s early guess was not the journal)."""
+    """A server killed (SIGKILL) during start-up while its builder works; it holds the server lock, as _serve does
+    when it starts the builder itself (run()'s early guess was not the journal)."""
     from zmi_reconciler.locks import acquire_server_lock
 
     held = acquire_server_lock(settings)
     build = journal_module._ColdBuild.start(settings.journal_path, days)
     Path(pid_path).write_text(str(build._process.pid))
     _took_all(build)
-    deadline = time.monotonic() + 30
-    while _pipe_bytes(build) < 32768 and time.monotonic() < deadline:
-        time.sleep(0.002)
     os.kill(os.getpid(), signal.SIGKILL)
     held.release()  # (never reached; keeps the lock referenced until the kill)
 
@@ -674,11 +669,10 @@ def _open_after_the_builder_died(directory: str, days: list[int]) -> None:
     os._exit(0 if answers(Journal(Path(directory), clock=Clock(NOW), first_build=build)) == expected else 1)
 
 
-@pytest.mark.xfail(strict=True, reason="a builder killed while it holds the shared bounds lock hangs the open forever: "
-                   "_ColdBuild.claim blocks in bounds.get_lock() without a timeout (journal.py:1593), a dead "
-                   "holder never releases the SemLock; TIMEOUT does not apply, SIGTERM to serve is not noticed")
 def test_a_builder_killed_inside_its_critical_section_does_not_hang_the_open(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A builder killed while it holds the shared bounds lock never gives it back: claim() waited for it forever
+    (no timeout); it now looks at the child between short waits and reads what the child did not send."""
     monkeypatch.setattr(journal_module, "_cold_build_child", _dies_holding_the_lock)
     days = _hostile_journal(tmp_path)
     assert _finishes(_open_after_the_builder_died, (str(tmp_path), days), 1.5) == 0, "the open hung"
@@ -732,10 +726,9 @@ def _serve_dies_inside_claim(settings: Any, days: list[int], pid_path: str) -> N
     held.release()  # (never reached)
 
 
-@pytest.mark.xfail(strict=True, reason="a server killed while it holds the shared bounds lock (inside claim) leaves "
-                   "its builder blocked forever in bounds.get_lock() (journal.py:1685; its parent-pid and failed-send "
-                   "checks are not reached while it waits): an orphan process that never exits")
 def test_a_server_killed_inside_claim_leaves_no_builder(tmp_path: Path) -> None:
+    """A server killed while it holds the bounds lock: its builder waited for the lock forever (an orphan that never
+    exits); it now waits in short steps and ends once its parent is gone."""
     settings = _settings(tmp_path)
     days = _hostile_journal(settings.journal_path)
     pid_path = tmp_path / "builder.pid"
@@ -774,22 +767,19 @@ def _open_with_a_stuck_builder(directory: str, days: list[int]) -> None:
     os._exit(0)
 
 
-@pytest.mark.xfail(strict=True, reason="a builder stopped in the middle of a message hangs the open forever: "
-                   "entry()/receive() wait with poll(TIMEOUT) (journal.py:1625) but then recv_bytes() blocks until "
-                   "the whole message arrived (journal.py:1607); TIMEOUT only covers a builder that sent nothing")
 def test_a_builder_stuck_mid_message_is_given_up_after_its_timeout(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A builder stopped in the middle of a message: the open waited in recv_bytes() forever (TIMEOUT only covered
+    a builder that sent nothing); messages are now read by a thread and the open waits at most TIMEOUT."""
     monkeypatch.setattr(journal_module._ColdBuild, "TIMEOUT", 0.3)
     monkeypatch.setattr(journal_module, "_cold_build_child", _hangs_mid_message)
     days = _hostile_journal(tmp_path)
     assert _finishes(_open_with_a_stuck_builder, (str(tmp_path), days), 1.5) == 0, "the open hung"
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="a run_started with a pid beyond 64 bits (decoded fine, answered by a cold open) makes every "
-                   "cached open raise OverflowError (first build or not): save_index encodes the entry with msgpack "
-                   "and catches only OSError (journal.py:808-810); serve's journal.close() at stop raises the same")
 def test_a_pid_beyond_64_bits_does_not_break_the_first_build(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A run_started with a pid beyond 64 bits made the cache write raise OverflowError (msgpack); such a pid now
+    counts as none."""
     (tmp_path / "2026-03-01.jsonl").write_bytes(_run(1, 8, 0, "a@1"))
     (tmp_path / "2026-03-02.jsonl").write_bytes(_start(2, 6, 0, "big@1", pid=2**64) + _end(2, 6, 1, "big@1"))
     expected, _ = _cold(tmp_path, caplog)
@@ -799,11 +789,9 @@ def test_a_pid_beyond_64_bits_does_not_break_the_first_build(tmp_path: Path, cap
     assert answers(Journal(tmp_path, clock=Clock(NOW), first_build=build)) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="a run-level line of an earlier file's run with a pid beyond 64 bits crashes "
-                   "the builder with an OverflowError traceback on the server's stderr (_BUILT_ENCODER.encode of its "
-                   "orphan lines, journal.py:1697) and it gives up every file it did not send yet")
 def test_a_pid_beyond_64_bits_in_an_orphan_line_does_not_crash_the_builder(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    """The same pid in a line of an earlier file's run crashed the builder when it encoded the line for the open."""
     caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
     days = _hostile_journal(tmp_path)
     with open(tmp_path / "2026-03-04.jsonl", "ab") as handle:  # an end of a run of 03-02, with the writer's pid
@@ -817,11 +805,9 @@ def test_a_pid_beyond_64_bits_in_an_orphan_line_does_not_crash_the_builder(
     assert "Traceback" not in capfd.readouterr().err and _builder_lines(caplog) == []
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason="an instant whose conversion to UTC overflows (0001-01-01T00:00:00+01:00) "
-                   "raises OverflowError out of the open (cold and first build alike) instead of a file:line warning: "
-                   "_as_utc's astimezone (journal.py:188) raises OverflowError, _ingest/_index catch only ValueError")
 def test_an_instant_that_overflows_utc_is_skipped_with_a_warning(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """0001-01-01T00:00:00+01:00 raised OverflowError out of the open (cold or not); it is an invalid line now."""
     caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
     days = _hostile_journal(tmp_path)
     with open(tmp_path / "2026-03-05.jsonl", "ab") as handle:
@@ -834,15 +820,15 @@ def test_an_instant_that_overflows_utc_is_skipped_with_a_warning(
         built = Journal(tmp_path, clock=Clock(NOW), first_build=build)
     finally:
         build.cancel()
-    assert built.last_run("a")["status"] == "succeeded"  # type: ignore[index]
+    assert built.get_run("a@4")["status"] == "succeeded"  # type: ignore[index]
     assert any(f"2026-03-05.jsonl:{lines}: invalid line skipped" in m for m in _warnings(caplog))
+    expected, _ = _cold(tmp_path, caplog)
+    assert answers(built) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="the line loop's fast path misses a run-level line whose event has an escape "
-                   "after its first character (\"r\\u0075n_started\"): _run_lines only refuses an escape right after "
-                   "'\"event\":\"' (journal.py:1078); which path a chunk takes depends on its other lines, so a first "
-                   "build of a file that grew after the builder read it (a blank line) answers unlike a cold open")
 def test_a_hand_written_escape_inside_the_event_name(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """"r\\u0075n_started": the fast path only refused an escape right after '"event":"', so whether the line
+    counted depended on the other lines of its chunk; any \\u escape in an event value now sends it to the full path."""
     (tmp_path / "2026-03-01.jsonl").write_bytes(_run(1, 8, 0, "a@1") + _start(1, 23, 59, "a@2"))
     d2 = tmp_path / "2026-03-02.jsonl"
     d2.write_bytes(_end(2, 0, 1, "a@2") + _run(2, 8, 0, "a@3")
@@ -857,12 +843,10 @@ def test_a_hand_written_escape_inside_the_event_name(tmp_path: Path, caplog: pyt
     assert answers(Journal(tmp_path, clock=Clock(NOW), first_build=build)) == expected
 
 
-@pytest.mark.xfail(strict=True, raises=OSError, reason="without working POSIX semaphores (sem_open: AWS Lambda, a "
-                   "container without /dev/shm) a first build raises OSError out of Journal() and out of "
-                   "Journal.start_first_build (serve's run(): a traceback at start): _ColdBuild.start creates the "
-                   "shared bounds (multiprocessing Array, journal.py:1583) outside any try, unlike a failed fork")
 def test_without_posix_semaphores_the_open_reads_the_files_itself(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Without sem_open (AWS Lambda, no /dev/shm) the shared bounds raised OSError out of Journal(); now no
+    second builder starts and the open reads the files itself."""
     import errno
     import multiprocessing.sharedctypes
 

@@ -609,22 +609,41 @@ def test_first_build_reads_the_files_itself_when_the_second_builder_fails(
     assert any(f"second index builder {said}; reading the files here" in r.getMessage() for r in caplog.records)
 
 
+def _server_that_dies_at_once(conn: Any, directory: str) -> None:
+    """serve killed with SIGKILL as soon as its builder took every day (its entries still to be sent)."""
+    import signal
+
+    days = [datetime.fromisoformat(p.stem).date().toordinal() for p in sorted(Path(directory).glob("*.jsonl"))]
+    build = journal_module._ColdBuild.start(Path(directory), days)
+    assert build is not None
+    _child_took_all(build)
+    conn.send(build._process.pid)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to watch the orphaned child")
 def test_a_second_builder_whose_parent_died_does_not_stay_behind(tmp_path: Path, capfd) -> None:
-    """serve killed with SIGKILL during a first build: the builder's send fails (it closed its copy of the
-    reading end) and it exits, instead of blocking forever on a full pipe, and without a BrokenPipeError
-    traceback in the server's log (its stderr)."""
+    """serve killed with SIGKILL during a first build: the builder's sends fail (nobody reads the pipe) and it
+    exits instead of blocking forever on a full pipe, without a BrokenPipeError traceback in the server's log
+    (its stderr)."""
     clock = Clock()
     _history(tmp_path, clock)
     journal = Journal(tmp_path, clock=clock, index_cache=False)
     for n in range(2000):  # entries well beyond a pipe's buffer (64 KiB)
         _run(journal, clock, f"s{n % 7}", "succeeded", tasks=0)
+    journal.close()
     shutil.rmtree(tmp_path / ".index", ignore_errors=True)
-    days = [datetime.fromisoformat(p.stem).date().toordinal() for p in sorted(tmp_path.glob("*.jsonl"))]
-    build = journal_module._ColdBuild.start(tmp_path, days)
-    assert build is not None
-    build._conn.close()  # what the parent's death does to its end of the pipe
-    build._process.join(30)
-    assert not build._process.is_alive() and build._process.exitcode == 0
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    server = context.Process(target=_server_that_dies_at_once, args=(send, str(tmp_path)))
+    server.start()
+    assert receive.poll(30)
+    child = receive.recv()
+    deadline = time.monotonic() + 30
+    while not _exited(child):
+        assert time.monotonic() < deadline, "the builder of a killed server stayed behind"
+        time.sleep(0.02)
+    server.join(30)
     assert "Traceback" not in capfd.readouterr().err
 
 
@@ -778,13 +797,21 @@ def test_the_second_builder_takes_days_from_the_newest_end_and_the_open_from_the
     (files gone, or with a valid entry after all) are not taken by the child afterwards."""
     days = [datetime(2026, 3, day).date().toordinal() for day in range(1, 6)]
 
+    class Alive:  # no process: the test moves the bounds
+        def is_alive(self) -> bool:
+            return True
+
+    receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
     bounds = multiprocessing.get_context("fork").Array("q", [0, len(days)])
-    build = journal_module._ColdBuild(tmp_path, days, None, None, bounds)  # no process: the test moves the bounds
+    build = journal_module._ColdBuild(tmp_path, days, Alive(), receive, bounds)
     build._bounds[1] = 3  # the child took days[4] and days[3]
     assert build.claim(days[0]) and list(build._bounds) == [1, 3]
     assert build.claim(days[2]) and list(build._bounds) == [3, 3]  # days[1] skipped: nobody reads it now
     assert not build.claim(days[3]) and not build.claim(days[4])
     assert build.claim(datetime(2026, 2, 1).date().toordinal())  # not one of its days: the parent's
+    send.close()  # (the receiving thread ends)
+    build._receiver.join(5)
+    assert not build._receiver.is_alive()
 
 
 def test_a_first_build_started_before_the_open_is_used_by_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -179,14 +179,21 @@ _RUN_HEADS = msgspec.json.Decoder(list[_RunHead])
 
 
 def _as_utc(value: datetime) -> datetime:
-    """A decoded instant as :func:`parse_utc` gives it (naive taken as UTC, offsets converted to UTC)."""
+    """A decoded instant as :func:`parse_utc` gives it (naive taken as UTC, offsets converted to UTC). Raises
+    ``ValueError`` for one that leaves the datetime range in UTC (``0001-01-01T00:00:00+01:00``)."""
     tz = value.tzinfo
     if tz is _UTC:
         return value
     if tz is None:
         return value.replace(tzinfo=_UTC)
-    return value.astimezone(_UTC)
+    try:
+        return value.astimezone(_UTC)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is out of range in UTC") from None
+
+
 _PLUS_ONE = (1).__add__
+_ESCAPED_EVENT = re.compile(rb'"event":"[^"\\]*\\')  # an escape anywhere in an event value
 
 
 def _max(current: datetime | None, value: datetime) -> datetime:
@@ -223,7 +230,7 @@ class _Run(msgspec.Struct, array_like=True, gc=False, eq=False):
         scheduled_for = parse_utc(head.scheduled_for) if head.scheduled_for is not None else None
         return cls(run_id, sys.intern(head.schedule or run_id.partition("@")[0]),
                    sys.intern(head.trigger) if head.trigger else None, scheduled_for, parse_utc(head.ts),
-                   head.pid, (pos,))
+                   _pid(head.pid), (pos,))
 
     def summary(self) -> dict[str, Any]:
         finished = self.finished_at
@@ -587,8 +594,6 @@ class Journal:
                 if built is not None and self._fits(built) and self._describes(state, built.entry):
                     self._replay_built(state, built)
             self._read_new(state)
-            if build is not None:
-                build.receive()  # what arrived meanwhile (it waits in the pipe otherwise)
 
     def _start_cold_build(self, states: list[_FileState],
                           entries: list[_IndexCache | None]) -> _ColdBuild | None:
@@ -991,7 +996,7 @@ class Journal:
 
         Only run-level lines (``run_*`` events) feed the index; task lines are found again by :meth:`_details`
         when a run's details are asked for. Fast path (lines as :func:`encode_event` writes them: one
-        ``"event":"`` key per line, no other ``"event"`` string, no escape at the start of its value): the
+        ``"event":"`` key per line, no other ``"event"`` string, no ``\\u`` escape in its value): the
         ``run_*`` lines are found with byte searches and only they are decoded. Any other chunk (hand-written
         lines, invalid or blank lines, a terminated torn line without its event, a result with an ``event`` key)
         takes the full path: every line decoded, invalid ones warned about. Both read instants alike (see
@@ -1050,7 +1055,10 @@ class Journal:
                         started_at = as_utc(started_at)
                     sid = intern(head.schedule or run_id.partition("@")[0])
                     trigger = head.trigger
-                    run = runs[run_id] = new_run(run_id, sid, trigger, slot, started_at, head.pid, (pos,))
+                    pid = head.pid
+                    if pid is not None and not 0 < pid <= _MAX_PID:
+                        pid = None
+                    run = runs[run_id] = new_run(run_id, sid, trigger, slot, started_at, pid, (pos,))
                     entry = schedules.get(sid) or schedule(sid)
                     entry.runs.append(run)
                     if slot is not None and trigger in slot_triggers and (entry.last_slot is None
@@ -1070,12 +1078,14 @@ class Journal:
     def _run_lines(data: bytes, end: int, nlines: int) -> tuple[list[int], list[bytes]] | None:
         """Start offsets and bytes of the ``run_*`` lines in ``data[:end]``, or None when the chunk is not
         in the journal's own line format (see :meth:`_ingest`)."""
-        # One "event" token per line, written as a key with a string value (no spaces, no escape at its start):
+        # One "event" token per line, written as a key with a string value (no spaces, no \u escape in it):
         # then no run-level line escapes the search below. A "event":"run_..." nested in another line's value is
         # found too; that line decodes to its own event, which _RunHead refuses (the chunk takes the full path).
         if data.count(b'"event":"', 0, end) != nlines or data.count(b'"event"', 0, end) != nlines:
             return None
-        if data.find(b'"event":"\\', 0, end) >= 0:
+        # An escape in an event value could spell "run_" without those bytes; only \u can (the others stand for
+        # characters an event name does not have), so the (rare) chunks with one are looked at closer.
+        if data.find(b"\\u", 0, end) >= 0 and _ESCAPED_EVENT.search(data, 0, end) is not None:
             return None
         find = data.find
         rfind = data.rfind
@@ -1164,6 +1174,7 @@ class Journal:
         run = self._runs.get(head.run_id)
         if run is None:
             state.orphans.add(head.run_id)
+            head.pid = _pid(head.pid)  # (the line travels from a second builder: msgpack takes 64 bits)
             state.orphan_lines.append((pos, head))
             return
         if event == "run_finished":
@@ -1560,6 +1571,9 @@ class _ColdBuild:
     by the parent too. Any failure of the child only means the parent reads the files it did not deliver."""
 
     TIMEOUT = 120.0  # seconds the parent waits for the next entry before reading the files itself
+    #: Seconds between looks at the child while the parent waits for the shared bounds' lock: a child killed while
+    #: it held the lock never gives it back.
+    LOCK_WAIT = 0.05
 
     def __init__(self, directory: Path, days: list[int], process: Any, conn: Any, bounds: Any) -> None:
         #: The journal folder it reads (absolute) and its days (ordinals, oldest first).
@@ -1570,8 +1584,16 @@ class _ColdBuild:
         self._conn = conn
         #: Shared [next day number of the parent, one past the child's next]: taken under its lock.
         self._bounds = bounds
-        self._built: dict[int, _Built] = {}
-        self._ended = False
+        self._cond = threading.Condition()
+        self._built: dict[int, _Built] = {}  # by day, as received (the receiver thread adds, the open takes)
+        self._ended = False  # no more entries come: all sent, the child failed, or it was stopped
+        self._stopped = False  # cancel() was called
+        self._failure: BaseException | None = None  # why the stream ended early (logged once)
+        self._arrived = time.monotonic()
+        # Messages are read by a thread: a child stuck in the middle of one (stopped, starved) holds up only it,
+        # and the open's wait stays bounded by TIMEOUT.
+        self._receiver = threading.Thread(target=self._receive, name="zmi-journal-index-receive", daemon=True)
+        self._receiver.start()
 
     @classmethod
     def start(cls, directory: Path, days: list[int]) -> _ColdBuild | None:
@@ -1580,64 +1602,101 @@ class _ColdBuild:
 
         if "fork" not in multiprocessing.get_all_start_methods():
             return None
-        bounds = multiprocessing.get_context("fork").Array("q", [0, len(days)])
+        try:  # a lock in shared memory: needs POSIX semaphores (missing where /dev/shm is, e.g. AWS Lambda)
+            bounds = multiprocessing.get_context("fork").Array("q", [0, len(days)])
+        except (OSError, ImportError) as exc:
+            log.info("journal: no second index builder (%s); reading the files here", exc)
+            return None
         child = forked.start(_cold_build_child, (str(directory), days, bounds), "zmi-journal-index")
         return None if child is None else cls(Path(directory).absolute(), days, *child, bounds)
 
     def claim(self, ordinal: int) -> bool:
         """Take day ``ordinal`` for the parent: True when it reads the file itself (the child has not taken it,
-        or it is not one of the child's days); False when the child has or had it (:meth:`entry`)."""
+        or it is not one of the child's days, or the child ended without sending it); False when the child has
+        or had it (:meth:`entry`)."""
         number = self._number.get(ordinal)
         if number is None:
             return True
-        with self._bounds.get_lock():
-            if number >= self._bounds[1]:
-                return False
-            self._bounds[0] = max(self._bounds[0], number + 1)
-            return True
-
-    def receive(self) -> None:
-        """Take in the entries that arrived (without waiting); notes the end of the child (all sent, or failed:
-        logged)."""
-        conn = self._conn
+        lock = self._bounds.get_lock()
+        deadline = time.monotonic() + self.TIMEOUT
         while not self._ended:
-            try:
-                if not conn.poll(0):
-                    return
-                built = _BUILT_DECODER.decode(conn.recv_bytes())
-            except (EOFError, OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-                self._process.join(1.0)
-                log.warning("journal: the second index builder %s; reading the files here",
-                            forked.describe_end(self._process, exc))
+            if lock.acquire(timeout=self.LOCK_WAIT):
+                try:
+                    if number >= self._bounds[1]:
+                        return False
+                    self._bounds[0] = max(self._bounds[0], number + 1)
+                    return True
+                finally:
+                    lock.release()
+            if not self._process.is_alive() or time.monotonic() > deadline:  # (it may have died holding it)
                 self.cancel()
-                return
-            if not built.day:  # all sent
-                self.cancel()
-                return
-            _share_schedule_ids(built)
-            self._built[built.day] = built
+        with self._cond:
+            return ordinal not in self._built
+
+    def _receive(self) -> None:
+        failure: BaseException | None = None
+        try:
+            while True:
+                built = _BUILT_DECODER.decode(self._conn.recv_bytes())
+                if not built.day:  # all sent
+                    break
+                _share_schedule_ids(built)
+                with self._cond:
+                    self._built[built.day] = built
+                    self._arrived = time.monotonic()
+                    self._cond.notify_all()
+        except Exception as exc:  # EOF, a pipe error, an undecodable message, the pipe closed under it
+            failure = exc
+        with self._cond:
+            self._ended = True
+            if not self._stopped:
+                self._failure = failure
+            self._cond.notify_all()
 
     def entry(self, ordinal: int) -> _Built | None:
         """What the child sent for day ``ordinal`` (waits for it), or None: the file could not be cached, the
         child failed, or it sent nothing for :attr:`TIMEOUT` seconds (then it is stopped)."""
-        while ordinal not in self._built and not self._ended:
-            try:
-                arrived = self._conn.poll(self.TIMEOUT)
-            except (EOFError, OSError):
-                arrived = True  # receive() says what happened
-            if not arrived:
-                log.warning("journal: the second index builder sent nothing for %.0f s; reading the files here",
-                            self.TIMEOUT)
-                self.cancel()
-                break
-            self.receive()
-        built = self._built.pop(ordinal, None)
+        started = time.monotonic()
+        timed_out = False
+        with self._cond:
+            while ordinal not in self._built and not self._ended:
+                left = self.TIMEOUT - (time.monotonic() - max(self._arrived, started))
+                if left <= 0:
+                    timed_out = True
+                    break
+                self._cond.wait(left)
+            built = self._built.pop(ordinal, None)
+        if timed_out:
+            log.warning("journal: the second index builder sent nothing for %.0f s; reading the files here",
+                        self.TIMEOUT)
+            self.cancel()
+        self._log_failure()
         return built if built is not None and built.entry is not None else None
 
+    def _log_failure(self) -> None:
+        with self._cond:
+            failure, self._failure = self._failure, None
+        if failure is not None:
+            self._process.join(1.0)
+            log.warning("journal: the second index builder %s; reading the files here",
+                        forked.describe_end(self._process, failure))
+
     def cancel(self) -> None:
-        """Stop the child without waiting for more entries. Idempotent."""
-        self._ended = True
-        forked.stop(self._process, self._conn)
+        """Stop the child without waiting for more entries (says why when it had failed). Idempotent."""
+        self._log_failure()
+        with self._cond:
+            self._stopped = True
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join()
+        # The receiver ends at the end of the pipe that the child's end brings; only then is the pipe closed (a
+        # read on a closed descriptor number could read another file that got the number meanwhile).
+        self._receiver.join(5.0)
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+        if not self._receiver.is_alive():
+            self._conn.close()
 
 
 def _plan_cold_build(ordinals: list[int], sizes: list[int], threshold: int) -> list[int]:
@@ -1680,13 +1739,24 @@ def _cold_build_child(conn: Any, directory: str, days: list[int], bounds: Any, p
 
     sender = threading.Thread(target=send, name="zmi-journal-index-send", daemon=True)
     sender.start()
+    lock = bounds.get_lock()
+
+    def take() -> int | None:
+        """The next day from the newest end; None when the two met or the server is gone (killed during start-up:
+        it claims nothing more, and if it died holding the lock, the lock never comes back)."""
+        while not lock.acquire(timeout=0.1):
+            if gone.is_set() or os.getppid() != parent:
+                return None
+        try:
+            if gone.is_set() or os.getppid() != parent or bounds[1] <= bounds[0]:
+                return None
+            bounds[1] -= 1
+            return days[bounds[1]]
+        finally:
+            lock.release()
+
     try:
-        while not gone.is_set() and os.getppid() == parent:  # a server killed meanwhile claims nothing more
-            with bounds.get_lock():
-                if bounds[1] <= bounds[0]:
-                    break
-                bounds[1] -= 1
-                ordinal = days[bounds[1]]
+        while (ordinal := take()) is not None:
             journal = Journal.__new__(Journal)
             journal.directory = Path(directory)
             journal._empty_index()
@@ -1783,6 +1853,16 @@ def _write_all(fd: int, data: bytes) -> None:
     written = os.write(fd, data)
     while written < len(data):  # only on a full disk or a signal; a regular file write is normally whole
         written += os.write(fd, data[written:])
+
+
+#: The largest pid taken from a line; another number (0, negative, beyond 64 bits: written by hand) counts as no pid.
+_MAX_PID = 2**31 - 1
+
+
+def _pid(value: int | None) -> int | None:
+    """A ``pid`` field as the index keeps it: None unless 1 .. :data:`_MAX_PID` (a negative one would name a
+    process group to :func:`_pid_alive`, one beyond 64 bits could not be written to the cache)."""
+    return value if value is not None and 0 < value <= _MAX_PID else None
 
 
 def _pid_alive(pid: int) -> bool:
