@@ -633,18 +633,29 @@ def test_a_second_builder_whose_parent_died_does_not_stay_behind(tmp_path: Path,
         _run(journal, clock, f"s{n % 7}", "succeeded", tasks=0)
     journal.close()
     shutil.rmtree(tmp_path / ".index", ignore_errors=True)
+    assert _builder_of_a_killed_server(_server_that_dies_at_once, tmp_path, 30) == "gone"
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def _builder_of_a_killed_server(server: Any, directory: Path, seconds: float) -> str:
+    """Run ``server(conn, directory)`` in a forked process that starts a first build, sends the builder's pid and
+    kills itself; "gone" when the builder ends within ``seconds`` of that, else "stayed" (then it is killed)."""
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
-    server = context.Process(target=_server_that_dies_at_once, args=(send, str(tmp_path)))
-    server.start()
+    process = context.Process(target=server, args=(send, str(directory)))
+    process.start()
     assert receive.poll(30)
     child = receive.recv()
-    deadline = time.monotonic() + 30
+    killed = time.monotonic()  # (the server kills itself right after sending; join() would wait for the child
+    assert child is not None  # too: it holds the server's sentinel pipe)
     while not _exited(child):
-        assert time.monotonic() < deadline, "the builder of a killed server stayed behind"
+        if time.monotonic() - killed > seconds:
+            os.kill(child, 9)
+            return "stayed"
         time.sleep(0.02)
-    server.join(30)
-    assert "Traceback" not in capfd.readouterr().err
+    process.join(30)
+    assert process.exitcode == -9
+    return "gone"
 
 
 def _exited(pid: int) -> bool:
@@ -685,19 +696,7 @@ def test_a_second_builder_stops_taking_files_once_its_server_is_killed(tmp_path:
         clock.advance(days=1)
     journal.close()
     assert len(list(tmp_path.glob("*.jsonl"))) == 10  # 3 s of work for the slowed child
-    context = multiprocessing.get_context("fork")
-    receive, send = context.Pipe(duplex=False)
-    server = context.Process(target=_server_that_dies, args=(send, str(tmp_path)))
-    server.start()
-    assert receive.poll(30)
-    child = receive.recv()
-    killed = time.monotonic()  # (the server kills itself right after sending; join() would wait for the child
-    assert child is not None  # too: it holds the server's sentinel pipe)
-    while not _exited(child):
-        assert time.monotonic() - killed < 1.5, "the second builder went on reading for a dead server"
-        time.sleep(0.02)
-    server.join(30)
-    assert server.exitcode == -9
+    assert _builder_of_a_killed_server(_server_that_dies, tmp_path, 1.5) == "gone"
 
 
 def test_second_builder_entries_carry_the_lines_of_runs_of_older_files(

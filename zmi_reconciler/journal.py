@@ -871,15 +871,10 @@ class Journal:
             if ordinal in foreign:
                 state.uncacheable = True  # read in full at every open, as a file with lines that cannot be replayed
                 continue
-            try:
-                st = os.stat(state.name)
-                with open(state.path, "rb") as handle:
-                    handle.seek(max(state.offset - _TAIL_BYTES, 0))
-                    tail = handle.read(min(_TAIL_BYTES, state.offset))
-            except OSError:
+            described = _described(state)
+            if described is None:
                 continue
-            if len(tail) != min(_TAIL_BYTES, state.offset) or st.st_size < state.offset:
-                continue
+            st, tail = described
             groups: list[tuple[str, int]] = []
             rows: list[_Run] = []
             last_slots: dict[str, datetime] = {}
@@ -928,15 +923,10 @@ class Journal:
         statuses, triggers = _CACHEABLE_STATUSES, _CACHEABLE_TRIGGERS
         if not all(run.status in statuses and run.trigger in triggers for run in rows):
             return None
-        try:
-            st = os.stat(state.name)
-            with open(state.path, "rb") as handle:
-                handle.seek(max(state.offset - _TAIL_BYTES, 0))
-                tail = handle.read(min(_TAIL_BYTES, state.offset))
-        except OSError:
+        described = _described(state)
+        if described is None:
             return None
-        if len(tail) != min(_TAIL_BYTES, state.offset) or st.st_size < state.offset:
-            return None
+        st, tail = described
         return _IndexCache(_CACHE_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, state.offset, state.lines, tail,
                            groups, rows, [], last_slots, successes, dict(state.slots), sorted(state.orphans))
 
@@ -1697,6 +1687,21 @@ class _ColdBuild:
             self._cond.notify_all()
         if not self._receiver.is_alive():
             self._conn.close()
+
+
+def _described(state: _FileState) -> tuple[os.stat_result, bytes] | None:
+    """The stat of ``state``'s file and the :data:`_TAIL_BYTES` before its ``offset``, for a cache entry of what
+    was read of it; None when the file cannot be read or is shorter than that now."""
+    try:
+        st = os.stat(state.name)
+        with open(state.path, "rb") as handle:
+            handle.seek(max(state.offset - _TAIL_BYTES, 0))
+            tail = handle.read(min(_TAIL_BYTES, state.offset))
+    except OSError:
+        return None
+    if len(tail) != min(_TAIL_BYTES, state.offset) or st.st_size < state.offset:
+        return None
+    return st, tail
 
 
 def _plan_cold_build(ordinals: list[int], sizes: list[int], threshold: int) -> list[int]:
