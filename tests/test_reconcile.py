@@ -79,19 +79,19 @@ def _events(journal: Journal, *names: str) -> list[dict[str, Any]]:
 
 
 def test_held_journal_events_are_written_in_order_when_released(env) -> None:
-    """serve reconciles before the journal is read: the pass's events wait (hold_journal) and follow what the
-    journal's open records (release_journal), in the order they happened; later ones are written at once."""
+    """serve reconciles before the journal is read: the pass's events wait (hold_writes) and follow what the
+    journal's open records (release_writes), in the order they happened; later ones are written at once."""
     folder, runner, journal, rec = env
     (folder / "nightly.yaml").write_text(NIGHTLY)
     (folder / "broken.yaml").write_text("name: [\n")
-    rec.hold_journal()
+    rec.hold_writes()
     assert rec.reconcile_all() == [Change("broken", "invalid"), Change("nightly", "loaded")]
     (folder / "alive.yaml").write_text(ALIVE)
     rec.reconcile_all()
     assert _events(journal) == [] and sorted(runner.schedules) == ["alive", "nightly"]
     journal.append("run_interrupted", schedule="nightly", run_id="nightly@old")  # what the open writes first
-    rec.release_journal()
-    rec.release_journal()  # idempotent
+    rec.release_writes()
+    rec.release_writes()  # idempotent
     assert [(e["event"], e["schedule"]) for e in _events(journal)] == [
         ("run_interrupted", "nightly"), ("schedule_invalid", "broken"), ("schedule_loaded", "nightly"),
         ("schedule_loaded", "alive")]

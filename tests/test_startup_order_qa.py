@@ -1,5 +1,5 @@
 """QA of the start-up order of ``serve`` (86f3f33, 625e3e2): the schedule files are reconciled before the
-journal is read (``Runner.defer_seeding``/``seed``, ``Reconciler.hold_journal``/``release_journal``).
+journal is read (``Runner.defer_seeding``/``seed``, ``Reconciler.hold_writes``/``release_writes``).
 
 The contract: a server that starts behaves as before the change (journal opened, runs of a killed server closed,
 then the schedules reconciled and seeded). Runner-level tests compare the old order (``apply`` with the journal
@@ -239,9 +239,9 @@ def _keep_last_good(settings: Settings, sid: str, text: str, loaded_at: datetime
     assert store.flush(5)
 
 
-@pytest.mark.xfail(strict=True, reason="a stop (SIGTERM) or an open error during start-up now comes after the "
-                   "reconcile: the last-good copy of a file deleted while stopped is discarded but its held "
-                   "schedule_removed (deleted_while_stopped) is dropped, so no start ever journals it")
+# Found by QA, fixed since: a stop (SIGTERM) or an open error during start-up now comes after the reconcile: the
+# last-good copy of a file deleted while stopped is discarded but its held schedule_removed (deleted_while_stopped)
+# is dropped, so no start ever journals it
 @pytest.mark.parametrize("how", ["sigterm_while_loading", "journal_open_fails"])
 def test_an_aborted_start_does_not_lose_the_deleted_while_stopped_record(
         settings: Settings, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
@@ -267,9 +267,8 @@ def test_an_aborted_start_does_not_lose_the_deleted_while_stopped_record(
     assert [(e["schedule"], e.get("deleted_while_stopped")) for e in removed] == [("gone", True)]
 
 
-@pytest.mark.xfail(strict=True, reason="a start stopped during loading (before the journal is read) now writes "
-                   "the last-good copy of a new file stamped then, so the next start claims running_since from a "
-                   "start that never ran it")
+# Found by QA, fixed since: a start stopped during loading (before the journal is read) now writes the last-good
+# copy of a new file stamped then, so the next start claims running_since from a start that never ran it
 def test_an_aborted_start_does_not_stamp_running_since(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     (settings.schedules_dir / "fresh.yaml").write_text(ALIVE_EVERY_15.format(name="Fresh", extra=""))
     stop = threading.Event()
@@ -300,9 +299,9 @@ def _runs_and_missed(settings: Settings, sid: str, after: datetime) -> list[tupl
             and e.get("scheduled_for", "") > _iso(after)]
 
 
-@pytest.mark.xfail(strict=True, reason="a schedule file paused/deleted/made manual while the journal is read at "
-                   "start-up still fires its catch-up and records run_missed from the version read before the "
-                   "journal (the old order read the file after the journal: never fired)")
+# Found by QA, fixed since: a schedule file paused/deleted/made manual while the journal is read at start-up still
+# fires its catch-up and records run_missed from the version read before the journal (the old order read the file
+# after the journal: never fired)
 @pytest.mark.parametrize("edit", ["paused", "deleted", "manual"])
 def test_an_edit_while_the_journal_is_read_is_what_runs(settings: Settings, monkeypatch: pytest.MonkeyPatch,
                                                          edit: str) -> None:
@@ -496,9 +495,9 @@ def test_a_real_server_after_a_downtime(tmp_path: Path) -> None:
     assert all(e["scheduled_for"] > _iso(slot) for e in c_runs)
 
 
-@pytest.mark.xfail(strict=True, reason="625e3e2: close_interrupted(orphaned) only re-checks the runs orphaned_runs "
-                   "gave, so a CLI run whose process dies while serve stops leftover commands is never closed "
-                   "run_interrupted by this start (the old close_interrupted() looked at every run again)")
+# Found by QA, fixed since: 625e3e2: close_interrupted(orphaned) only re-checks the runs orphaned_runs gave, so a
+# CLI run whose process dies while serve stops leftover commands is never closed run_interrupted by this start (the
+# old close_interrupted() looked at every run again)
 def test_a_cli_run_that_dies_during_the_start_is_closed_by_it(settings: Settings,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     cli = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

@@ -90,6 +90,7 @@ class LastGoodStore:
         self._stale: dict[str, list[Path]] = {}  # id -> older copies on disk (left by a crash), removed next write
         self._pending: dict[str, tuple[LastGood, bytes] | None] = {}  # id -> copy to write, or None: remove
         self._writer: threading.Thread | None = None
+        self._held = False  # hold(): changes are queued, not written
         self._checks: dict[str, tuple[LastGood, bytes]] = {}  # id -> copy whose bytes are to be checked, and them
         self._checker: threading.Timer | None = None
 
@@ -162,6 +163,19 @@ class LastGoodStore:
                 return  # no copy, or its removal is queued already
             self._queue(schedule_id, None)
 
+    def hold(self) -> None:
+        """Queue the coming changes without writing them until :meth:`release` (reads see them all the same);
+        a process that ends before that writes none of them (``serve`` stopped during start-up)."""
+        with self._lock:
+            self._held = True
+
+    def release(self) -> None:
+        """Write what :meth:`hold` kept back, and the next changes at once again. Idempotent."""
+        with self._lock:
+            self._held = False
+            if self._pending and self._writer is None:
+                self._start_writer()
+
     def flush(self, timeout: float | None = None) -> bool:
         """Check the copies whose check is still waiting (see :meth:`keep`) now, then wait until every queued
         change is on disk (or ``timeout`` seconds passed); True when done."""
@@ -200,9 +214,12 @@ class LastGoodStore:
     def _queue(self, schedule_id: str, change: tuple[LastGood, bytes] | None) -> None:
         self._pending.pop(schedule_id, None)  # to the end: changes are written in the order they were made
         self._pending[schedule_id] = change
-        if self._writer is None:
-            self._writer = threading.Thread(target=self._drain, name="zmi-last-good-writer", daemon=False)
-            self._writer.start()
+        if self._writer is None and not self._held:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        self._writer = threading.Thread(target=self._drain, name="zmi-last-good-writer", daemon=False)
+        self._writer.start()
 
     def _drain(self) -> None:
         """The writer thread: applies queued changes oldest first, fsyncs the folder, exits when idle."""

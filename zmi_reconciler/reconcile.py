@@ -243,7 +243,7 @@ class Reconciler:
         self._folder_missing = False
         self._reconciled = threading.Event()
         self._pending: list[tuple[str, dict[str, Any]]] | None = None  # events of the pass in progress
-        self._held: list[tuple[str, dict[str, Any]]] | None = None  # events kept back (hold_journal)
+        self._held: list[tuple[str, dict[str, Any]]] | None = None  # events kept back (hold_writes)
         self.last_good = LastGoodStore(settings.last_good_path)
 
     # ------------------------------------------------------------------ queries
@@ -545,27 +545,30 @@ class Reconciler:
         except Exception:
             log.exception("journal: cannot record %s of %s", event, fields.get("schedule"))
 
-    def hold_journal(self) -> None:
-        """Keep the journal events of the coming passes back until :meth:`release_journal` (``serve``
-        reconciles before the journal has been read at start-up; the events follow what the open records)."""
+    def hold_writes(self) -> None:
+        """Keep what the coming passes write back until :meth:`release_writes`: their journal events and the
+        changes of the last good copies (``serve`` reconciles before the journal has been read at start-up: the
+        events follow what the open records, and a start stopped before it serves leaves no trace, as before)."""
         with self._lock:
             if self._held is None:
                 self._held = []
+            self.last_good.hold()
 
-    def release_journal(self) -> None:
-        """Write the events kept back since :meth:`hold_journal`, in order, and write the next ones at once again.
-        Idempotent."""
+    def release_writes(self) -> None:
+        """Write the events and copies kept back since :meth:`hold_writes`, in order, and write the next ones at
+        once again. Idempotent."""
         with self._lock:
             held, self._held = self._held, None
             if held:
                 self._pending = held
                 self._flush_journal()
+            self.last_good.release()
 
     def _flush_journal(self) -> None:
         """Write the events of this pass, in the order they happened, with one ``Journal.append_many`` (one lock
         round and one write instead of one per event: 1,000 ``schedule_loaded`` at start). A journal without
         ``append_many`` gets them one by one. If the batch fails, each event is tried on its own so one bad
-        event does not lose the others; failures are logged as before. Kept back while held (hold_journal)."""
+        event does not lose the others; failures are logged as before. Kept back while held (hold_writes)."""
         pending, self._pending = self._pending or [], None
         if self._held is not None:
             self._held += pending

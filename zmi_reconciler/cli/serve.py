@@ -1,11 +1,12 @@
 """``zmi-reconciler serve``: the runner, the reconciler and the HTTP API in one process.
 
 Start: logging to stderr (text or JSON lines), the schedule files loaded and the tna store synchronised
-(master data, holidays), the API app built, the schedules reconciled into the runner (its seeding from the journal
-and the pass's journal events wait), the journal opened and runs of a previous process that never finished
-closed with ``run_interrupted`` (``Journal.close_interrupted``), the pass's events written and the runner seeded
-(it finds the fires missed while the server was down), then the runner loop, the folder watcher and the API; the
-journal's index cache is written :data:`INDEX_SAVE_DELAY` seconds later (or at stop).
+(master data, holidays), the API app built, the schedules reconciled into the runner (its seeding from the journal,
+the pass's journal events and last good copies wait), the journal opened and runs of a previous process that never
+finished closed with ``run_interrupted`` (``Journal.close_interrupted``), a second pass for edits made meanwhile,
+the passes' events and copies written and the runner seeded (it finds the fires missed while the server was down),
+then the runner loop, the folder watcher and the API; the journal's index cache is written
+:data:`INDEX_SAVE_DELAY` seconds later (or at stop). A start stopped before that writes nothing.
 
 Stop: SIGTERM or SIGINT stops the API and the watcher, the runner fires nothing new, running tasks get
 ``shutdown_grace_seconds`` to finish, then their cancel events are set and runs that are still going are
@@ -159,10 +160,11 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
         reconciler = Reconciler(settings, runner, journal, preloaded=preloaded)
         app = _create_app(settings, runner, reconciler, journal)  # needs the objects, not the journal's content
         server = _api_server(settings, app)
-        # The schedule files are reconciled before the journal is read (the journal events of the pass and the
-        # runner's seeding from the journal wait for it), so that reading it is the last thing before serving.
+        # The schedule files are reconciled before the journal is read (the runner's seeding from the journal and
+        # what the pass writes wait for it), so that reading it is the last thing before serving; a second pass
+        # after it takes the edits made meanwhile (it reads nothing again when there were none).
         runner.defer_seeding()
-        reconciler.hold_journal()
+        reconciler.hold_writes()
         reconciler.reconcile_all()
         if stop.is_set():  # SIGTERM/SIGINT while loading (systemd stopping us): do not read the journal first
             journal.close()  # never opened: writes nothing, ends a second index builder
@@ -173,10 +175,10 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
         journal.open()
         # A killed server cannot stop its commands: end what still runs of them before their runs are closed (and
         # before anything new starts); nothing to wait for unless a command outlived its server.
-        orphaned = journal.orphaned_runs()
-        _stop_leftover_commands(journal, orphaned)
-        interrupted = journal.close_interrupted(orphaned)
-        reconciler.release_journal()
+        _stop_leftover_commands(journal, journal.orphaned_runs())
+        interrupted = journal.close_interrupted()  # (looks again: a CLI run may have ended meanwhile)
+        reconciler.reconcile_all()
+        reconciler.release_writes()
         runner.seed()
     except (OSError, ValueError) as exc:
         log.error("cannot start: %s", exc)
