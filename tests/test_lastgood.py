@@ -411,6 +411,27 @@ def test_store_writes_atomically_and_keeps_the_old_copy_when_a_write_fails(tmp_p
     assert reopened.get("nightly") == first and reopened.read(first) == b"v1"
 
 
+def test_held_changes_are_seen_but_not_written_until_released(tmp_path: Path) -> None:
+    """serve holds what its start-up pass changes until it serves: reads see the changes, the disk does not,
+    and a process that ends before release() leaves the copies as they were."""
+    store = LastGoodStore(tmp_path / "last-good")
+    old = store.keep("gone", b"g", _sha(b"g"), FRIDAY)
+    assert store.flush(10)
+    store.hold()
+    new = store.keep("nightly", b"v1", _sha(b"v1"), MONDAY)
+    store.discard("gone")
+    assert store.get("nightly") == new and store.read(new) == b"v1" and store.ids() == {"nightly"}
+    assert store.flush(0.5)  # nothing is being written
+    assert sorted(os.listdir(store.directory)) == [old.path.name]
+    assert LastGoodStore(tmp_path / "last-good").ids() == {"gone"}  # what a later start would find
+    store.release()
+    store.release()  # idempotent
+    assert store.flush(10)
+    assert sorted(os.listdir(store.directory)) == [new.path.name]
+    store.keep("nightly", b"v2", _sha(b"v2"), MONDAY + timedelta(hours=1))  # written at once again
+    assert store.flush(10) and LastGoodStore(tmp_path / "last-good").get("nightly").content_hash == _sha(b"v2")
+
+
 def test_store_listing_cleans_up_after_a_crash(tmp_path: Path) -> None:
     """A crash can leave a temp file and, between the rename and the removal, two copies of an id."""
     directory = tmp_path / "last-good"

@@ -178,7 +178,8 @@ class LastGoodStore:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Check the copies whose check is still waiting (see :meth:`keep`) now, then wait until every queued
-        change is on disk (or ``timeout`` seconds passed); True when done."""
+        change is on disk (or ``timeout`` seconds passed); True when done. Changes held back (:meth:`hold`) are
+        not waited for."""
         with self._lock:
             if self._checker is not None:
                 self._checker.cancel()
