@@ -175,8 +175,10 @@ def _serve(settings: Settings, stop: threading.Event | None, started: float,
         journal.open()
         # A killed server cannot stop its commands: end what still runs of them before their runs are closed (and
         # before anything new starts); nothing to wait for unless a command outlived its server.
-        _stop_leftover_commands(journal, journal.orphaned_runs())
-        interrupted = journal.close_interrupted()  # (looks again: a CLI run may have ended meanwhile)
+        orphaned = journal.orphaned_runs()
+        _stop_leftover_commands(journal, orphaned)
+        # What is left to close; looked for again after a stop of leftovers (a CLI run may have ended meanwhile).
+        interrupted = journal.close_interrupted() if orphaned else []
         reconciler.reconcile_all()
         reconciler.release_writes()
         runner.seed()
