@@ -1558,7 +1558,10 @@ class _ColdBuild:
     would), and sends every entry as soon as it is built, with the file's lines of runs it did not see start
     (:class:`_Built`). They meet wherever their speeds put them; no split is guessed in advance. The child logs
     nothing: a file with invalid lines is not cached, so the parent reads it and warns; a torn last line is read
-    by the parent too. Any failure of the child only means the parent reads the files it did not deliver."""
+    by the parent too. Any failure of the child only means the parent reads the files it did not deliver, and
+    neither side can hang the other: the shared lock is taken in short waits that watch the other process (one
+    killed while holding it never gives it back), and a thread reads the messages, so the open waits at most
+    :attr:`TIMEOUT` for the next one however the child stops."""
 
     TIMEOUT = 120.0  # seconds the parent waits for the next entry before reading the files itself
     #: Seconds between looks at the child while the parent waits for the shared bounds' lock: a child killed while
