@@ -484,16 +484,28 @@ def _child_took_all(build: Any) -> None:
         time.sleep(0.002)
 
 
-def _spy_entries(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Record the days for which a second builder's entry was asked for."""
+def _spy_entries(monkeypatch: pytest.MonkeyPatch, merged: list[int] | None = None) -> list[int]:
+    """Record the days the open took from a second builder: merged at once where they met (also in ``merged``),
+    or asked for one by one."""
     asked: list[int] = []
     real_entry = journal_module._ColdBuild.entry
+    real_merge = Journal._merge_side
 
     def spy(self: Any, ordinal: int) -> Any:
         asked.append(ordinal)
         return real_entry(self, ordinal)
 
+    def merge_spy(self: Journal, build: Any, states: list[Any], entries: list[Any]) -> bool:
+        took = real_merge(self, build, states, entries)
+        if took:
+            days = [state.day.toordinal() for state in states]
+            asked.extend(days)
+            if merged is not None:
+                merged.extend(days)
+        return took
+
     monkeypatch.setattr(journal_module._ColdBuild, "entry", spy)
+    monkeypatch.setattr(Journal, "_merge_side", merge_spy)
     return asked
 
 
@@ -556,11 +568,11 @@ def test_the_open_and_the_second_builder_meet_where_their_speeds_put_them(
         real_read(self, state)
 
     monkeypatch.setattr(Journal, "_read_new", slow_first)
-    asked = _spy_entries(monkeypatch)
-    fits = _spy_fits(monkeypatch)
+    merged: list[int] = []
+    asked = _spy_entries(monkeypatch, merged)
     shutil.rmtree(tmp_path / ".index", ignore_errors=True)
     assert answers(Journal(tmp_path, clock=clock)) == expected
-    assert asked == days[1:] and fits == [True] * (len(days) - 1)
+    assert asked == merged == days[1:]  # all at once where they met
     assert read[0] == days[0]
 
     def idle(conn: Any, directory: str, days: list[int], bounds: Any, parent_end: Any = None) -> None:
@@ -827,9 +839,10 @@ def test_a_first_build_started_before_the_open_is_used_by_it(tmp_path: Path, mon
     assert build.days == [datetime.fromisoformat(e.stem).date().toordinal() for e in entries[-2:]]
     _child_took_all(build)
     expected = answers(Journal(tmp_path, clock=clock, index_cache=False))
-    fits = _spy_fits(monkeypatch)
+    merged: list[int] = []
+    _spy_entries(monkeypatch, merged)
     assert answers(Journal(tmp_path, clock=clock, first_build=build)) == expected
-    assert len(fits) == 2
+    assert merged == build.days
     assert Journal.start_first_build(tmp_path) is None  # every entry is current again
     shutil.rmtree(tmp_path / ".index")
     unused = Journal.start_first_build(tmp_path)

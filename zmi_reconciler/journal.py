@@ -40,8 +40,8 @@ import signal
 import sys
 import threading
 import time
-from itertools import accumulate
-from operator import attrgetter
+from itertools import accumulate, chain
+from operator import attrgetter, itemgetter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from enum import Enum
@@ -328,6 +328,8 @@ _CACHE_ENCODER = msgspec.msgpack.Encoder()
 assert len(_IndexCache.__struct_fields__) < 16  # a msgpack fixarray: the entry starts with these two bytes
 _CACHE_HEADER = bytes((0x90 | len(_IndexCache.__struct_fields__), _CACHE_VERSION))
 _RUN_ID = attrgetter("run_id")
+_DAY = itemgetter(0)
+_GROUP = itemgetter(1)
 _CACHE_DECODER = msgspec.msgpack.Decoder(_IndexCache)
 
 
@@ -586,14 +588,70 @@ class Journal:
 
     def _read_all(self, states: list[_FileState], entries: list[_IndexCache | None],
                   build: _ColdBuild | None) -> None:
-        for state, entry in zip(states, entries):
+        for number, (state, entry) in enumerate(zip(states, entries)):
             if entry is not None:
                 self._replay(state, entry)
             elif build is not None and not build.claim(state.day.toordinal()):
+                if self._merge_side(build, states[number:], entries[number:]):
+                    return
                 built = build.entry(state.day.toordinal())  # the second builder has it (waits for it)
                 if built is not None and self._fits(built) and self._describes(state, built.entry):
                     self._replay_built(state, built)
             self._read_new(state)
+
+    def _merge_side(self, build: _ColdBuild, states: list[_FileState], entries: list[_IndexCache | None]) -> bool:
+        """Where the open meets the second builder: take all it built for ``states`` (the rest of the files, in
+        order) at once, as replaying its entries one by one would (:meth:`_replay_built`), and read what the files
+        gained since. False, with nothing changed, unless every one of them is the child's with an entry that fits
+        (no run id of the index or of another of its files started again) and describes the file, and only the
+        newest grew; then the entries are replayed one by one (the caller goes on)."""
+        side = build.side()
+        if side is None or side.clash or any(entries):
+            return False
+        if sorted(side.built) != [state.day.toordinal() for state in states]:  # (a file it read is gone, ...)
+            return False
+        built: list[_Built] = []
+        for number, state in enumerate(states):
+            one = side.built.get(state.day.toordinal())
+            if one is None or one.entry is None or not self._describes(state, one.entry):
+                return False
+            if number < len(states) - 1 and os.stat(state.name).st_size != one.entry.size:
+                return False  # an older file that grew: its new lines go before the newer files' (read in order)
+            built.append(one)
+        if not side.runs.keys().isdisjoint(self._runs.keys()):
+            return False
+        if len(side.runs) > len(self._runs):  # insert the smaller into the larger (the order of _runs is free)
+            side.runs.update(self._runs)
+            self._runs = side.runs
+        else:
+            self._runs.update(side.runs)
+        schedule = self._schedule
+        for sid, days in side.groups.items():
+            days.sort(key=_DAY)
+            schedule(sid).runs.extend(chain.from_iterable(map(_GROUP, days)))
+        for sid, slot in side.last_slots.items():
+            entry = schedule(sid)
+            entry.last_slot = _max(entry.last_slot, slot)
+        for sid, finished in side.successes.items():
+            entry = schedule(sid)
+            entry.last_success = _max(entry.last_success, finished)
+        for state, one in zip(states, built):
+            entry = one.entry
+            state.offset = entry.offset
+            state.saved = -2  # not on disk yet
+            state.lines = entry.lines
+            state.slots = {sys.intern(sid): slot for sid, slot in entry.slots.items()}
+        for state, one in zip(states, built):  # their lines of runs of earlier files, in file order
+            day = state.day.toordinal()
+            for pos, head in one.orphan_lines:
+                run = self._runs.get(head.run_id)  # type: ignore[arg-type]
+                if run is not None and run.positions[0] >> _OFFSET_BITS > day:  # started in a later file:
+                    state.orphans.add(head.run_id)  # type: ignore[arg-type]  # unknown when this line was written
+                    continue
+                self._apply_orphan_line(state, pos, head)
+        for state in states:
+            self._read_new(state)
+        return True
 
     def _start_cold_build(self, states: list[_FileState],
                           entries: list[_IndexCache | None]) -> _ColdBuild | None:
@@ -655,16 +713,20 @@ class Journal:
         self._replay(state, entry, shared=built.run_ids is not None)
         state.saved = -2  # not on disk yet
         for pos, head in built.orphan_lines:
+            self._apply_orphan_line(state, pos, head)
+
+    def _apply_orphan_line(self, state: _FileState, pos: int, head: _Head) -> None:
+        """Index a line a second builder could not (its run started in an earlier file) as reading it would."""
+        try:
+            self._index(head, pos, state)
+        except ValueError as exc:
+            state.uncacheable = True  # keeps the warning at every open
             try:
-                self._index(head, pos, state)
-            except ValueError as exc:
-                state.uncacheable = True  # keeps the warning at every open
-                try:
-                    with open(state.path, "rb") as handle:
-                        number = handle.read(pos & _OFFSET_MASK).count(b"\n") + 1
-                except OSError:
-                    number = 0
-                log.warning("journal: %s:%d: invalid line skipped: %s", state.path, number, exc)
+                with open(state.path, "rb") as handle:
+                    number = handle.read(pos & _OFFSET_MASK).count(b"\n") + 1
+            except OSError:
+                number = 0
+            log.warning("journal: %s:%d: invalid line skipped: %s", state.path, number, exc)
 
     def _cache_path(self, state: _FileState) -> Path:
         return self._cache_dir / f"{state.day.isoformat()}{_CACHE_SUFFIX}"
@@ -1551,6 +1613,47 @@ _BUILT_ENCODER = msgspec.msgpack.Encoder()
 _BUILT_DECODER = msgspec.msgpack.Decoder(_Built)
 
 
+class _Side:
+    """A second builder's entries merged as they arrive (by its receiver thread, while the open reads its own
+    files), so that the open can take them all at once where the two meet (:meth:`Journal._merge_side`) instead of
+    replaying entry by entry: the runs by id, per schedule the runs of each day, the latest slot and success per
+    schedule. ``clash``: a run id started in two of its files (then the entries are replayed one by one)."""
+
+    def __init__(self) -> None:
+        self.built: dict[int, _Built] = {}  # by day
+        self.runs: dict[str, _Run] = {}
+        self.groups: dict[str, list[tuple[int, list[_Run]]]] = {}
+        self.last_slots: dict[str, datetime] = {}
+        self.successes: dict[str, datetime] = {}
+        self.clash = False
+
+    def add(self, built: _Built) -> None:
+        self.built[built.day] = built
+        entry = built.entry
+        if entry is None:
+            return
+        starts = entry.starts
+        before = len(self.runs)
+        self.runs.update(zip(map(_RUN_ID, starts), starts))
+        self.clash = self.clash or len(self.runs) != before + len(starts)
+        groups = self.groups
+        i = 0
+        for sid, count in entry.groups:
+            group = starts[i:i + count]
+            i += count
+            sid = group[0].schedule if group else sid  # (interned already: _share_schedule_ids)
+            days = groups.get(sid)
+            if days is None:
+                groups[sid] = [(built.day, group)]
+            else:
+                days.append((built.day, group))
+        for maxima, values in ((self.last_slots, entry.last_slots), (self.last_slots, entry.slots),
+                               (self.successes, entry.successes)):
+            for sid, when in values.items():
+                sid = sys.intern(sid)
+                maxima[sid] = _max(maxima.get(sid), when)
+
+
 class _ColdBuild:
     """A forked process that builds index cache entries for journal files on its own (a first build's second
     CPU). It and the open share the files to read like a deque: the open takes them from the oldest end (it must
@@ -1582,6 +1685,8 @@ class _ColdBuild:
         self._ended = False  # no more entries come: all sent, the child failed, or it was stopped
         self._stopped = False  # cancel() was called
         self._failure: BaseException | None = None  # why the stream ended early (logged once)
+        self._complete = False  # the child sent its end
+        self._side = _Side()  # what it sent, merged as it arrives (the receiver thread's until the end)
         self._arrived = time.monotonic()
         # Messages are read by a thread: a child stuck in the middle of one (stopped, starved) holds up only it,
         # and the open's wait stays bounded by TIMEOUT.
@@ -1634,17 +1739,33 @@ class _ColdBuild:
                 if not built.day:  # all sent
                     break
                 _share_schedule_ids(built)
+                self._side.add(built)
                 with self._cond:
                     self._built[built.day] = built
                     self._arrived = time.monotonic()
                     self._cond.notify_all()
+            complete = True
         except Exception as exc:  # EOF, a pipe error, an undecodable message, the pipe closed under it
-            failure = exc
+            failure, complete = exc, False
         with self._cond:
             self._ended = True
+            self._complete = complete
             if not self._stopped:
                 self._failure = failure
             self._cond.notify_all()
+
+    def side(self) -> _Side | None:
+        """Once the child has sent everything (waits for it, at most :attr:`TIMEOUT` between two entries): what
+        it sent, merged (:class:`_Side`); None when it ended otherwise (failed, stopped, given up on)."""
+        started = time.monotonic()
+        with self._cond:
+            while not self._ended:
+                left = self.TIMEOUT - (time.monotonic() - max(self._arrived, started))
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            complete = self._ended and self._complete and not self._stopped
+        return self._side if complete else None
 
     def entry(self, ordinal: int) -> _Built | None:
         """What the child sent for day ``ordinal`` (waits for it), or None: the file could not be cached, the
