@@ -1808,9 +1808,11 @@ class _ColdBuild:
         self._receiver.join(5.0)
         with self._cond:
             self._ended = True
+            self._built.clear()  # (the caller may keep this object for the life of the server: serve does)
             self._cond.notify_all()
         if not self._receiver.is_alive():
             self._conn.close()
+            self._side = _Side()
 
 
 def _described(state: _FileState) -> tuple[os.stat_result, bytes] | None:
