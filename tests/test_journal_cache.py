@@ -791,6 +791,42 @@ def test_a_second_builder_leaves_a_file_with_a_status_the_cache_does_not_know_to
     assert not [r for r in caplog.records if "second index builder" in r.getMessage()]
 
 
+def test_taking_the_second_builders_part_at_once_treats_lines_as_reading_them_in_order_would(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where they meet, the open takes the child's files at once (_merge_side): a run of the open's part that ends
+    two child files later gets its lines in order; a line naming a run id that only starts in a later file stays
+    an orphan of its own file (as reading in order leaves it); slots and successes are the latest of both parts."""
+    clock = Clock(datetime(2026, 3, 1, 23, 59, tzinfo=timezone.utc))
+    journal = Journal(tmp_path, clock=clock, index_cache=False)
+    journal.append("run_started", schedule="a", run_id="a@long", trigger="scheduled",
+                   scheduled_for=datetime(2026, 3, 1, 23, 59, tzinfo=timezone.utc))  # 03-01: the open's part
+    clock.now = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    journal.append("task_log", schedule="a", run_id="a@long", index=0, task="x", level="info", message="m")
+    _run(journal, clock, "b", "succeeded")  # 03-02
+    clock.now = datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)
+    journal.append("run_finished", schedule="a", run_id="a@long", status="succeeded")  # 03-03: two files later
+    journal.append("run_finished", schedule="l", run_id="l@later", status="failed")  # its start is on 03-04
+    clock.now = datetime(2026, 3, 4, 9, 0, tzinfo=timezone.utc)
+    journal.append("run_started", schedule="l", run_id="l@later", trigger="manual")
+    journal.append("run_finished", schedule="l", run_id="l@later", status="succeeded")
+    _run(journal, clock, "b", "failed")
+    journal.close()
+    days = sorted(datetime.fromisoformat(p.stem).date().toordinal() for p in tmp_path.glob("*.jsonl"))
+    expected = answers(Journal(tmp_path, clock=clock, index_cache=False))
+    build = journal_module._ColdBuild.start(tmp_path, days[1:])
+    assert build is not None
+    _child_took_all(build)
+    merged: list[int] = []
+    _spy_entries(monkeypatch, merged)
+    built = Journal(tmp_path, clock=clock, first_build=build)
+    assert merged == days[1:]
+    assert answers(built) == expected
+    assert built.get_run("a@long")["status"] == "succeeded"  # type: ignore[index]
+    assert built.get_run("l@later")["status"] == "succeeded"  # type: ignore[index]
+    assert "l@later" in built._files[days[2]].orphans
+    assert answers(Journal(tmp_path, clock=clock)) == expected  # the entries it saved
+
+
 def test_a_first_build_hands_the_second_builder_every_file_to_read(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     days = [datetime(2026, 3, day).date().toordinal() for day in range(1, 6)]
