@@ -99,7 +99,7 @@ def serve(settings: Settings, stop: threading.Event | None = None,
     journal needs a first index build (no cache yet, or a new cache format), a forked process starts reading
     its files at once, newest first; meanwhile this process imports the API, loads the schedule files,
     synchronises the tna store and builds the API app (on the journal object, not yet read: ``defer_open``), then
-    reads the files oldest first until it meets the other process and replays what that one built
+    reads the files oldest first until it meets the other process and takes what that one built
     (:meth:`Journal.start_first_build`, :class:`zmi_reconciler.journal._ColdBuild`). ``first_build``:
     that process when the caller started it earlier (:func:`run`, from :func:`journal_path_guess`); used when it
     reads ``settings.journal_path``, else cancelled. The caller's build is cancelled on every path. Without a
