@@ -211,13 +211,16 @@ def test_instants_mean_the_same_on_the_fast_and_the_full_path(tmp_path: Path) ->
     b'{"ts":"2026-03-28T10:00:01.000Z","event":"\\u0072un_finished","schedule":"a","run_id":"a@1","status":"failed"}',
     b'{"ts":"2026-03-28T10:00:01.000Z","event" : "run_finished","schedule":"a","run_id":"a@1","status":"failed"}',
     b'{"ts":"2026-03-28T10:00:01.000Z","schedule":"a","event":"run_finished","run_id":"a@1","status":"failed"}',
-], ids=["escaped value", "spaces", "key order"])
+    b'{"ts":"2026-03-28T10:00:01.000Z","\\u0065vent":"run_finished","schedule":"a","run_id":"a@1","status":"failed"}',
+    b'{"ts":"2026-03-28T10:00:01.000Z","ev\\u0065nt":"run_finished","schedule":"a","run_id":"a@1","status":"failed"}',
+], ids=["escaped value", "spaces", "key order", "escaped key", "escape inside the key"])
 def test_run_lines_in_another_form_are_never_missed(tmp_path: Path, finished: bytes) -> None:
     """A run-level line written by hand or by another tool is decoded like any other, even next to a task line
     whose result holds an "event" key of its own (which would balance a per-chunk count)."""
     started = (b'{"ts":"2026-03-28T10:00:00.000Z","event":"run_started","schedule":"a","run_id":"a@1",'
                b'"trigger":"manual"}')
-    nested = b'{"event":"x"}' if b'"event" :' in finished else b'{}'  # balances the count of "event":" keys
+    # balances the count of "event":" keys (and of "event" for an escaped key)
+    nested = b'{"event":"x"}' if b'"event" :' in finished or b"\\u0065" in finished else b'{}'
     task = (b'{"ts":"2026-03-28T10:00:00.500Z","event":"task_finished","schedule":"a","run_id":"a@1","index":0,'
             b'"task":"x","status":"failed","result":' + nested + b'}')
     (tmp_path / "2026-03-28.jsonl").write_bytes(b"\n".join([started, task, finished]) + b"\n")
@@ -488,3 +491,38 @@ def test_a_deferred_open_reads_nothing_until_opened_and_then_exactly_once(tmp_pa
     never = Journal(tmp_path, clock=clock, defer_open=True)
     never.close()  # closing an unopened journal writes no cache from an empty index
     assert Journal(tmp_path, clock=clock).count_runs("a") == 2
+
+
+def test_the_search_for_run_lines_finds_each_line_once_across_search_windows() -> None:
+    """Run lines are searched in windows of ``_FIND_WINDOW`` bytes: a line whose ``"event":"run_`` straddles a
+    window's end, or sits right at the chunk's end, is found like any other, once, at its line's start."""
+    import random
+
+    from zmi_reconciler import journal as journal_module
+
+    rng = random.Random(7)
+    window = journal_module._FIND_WINDOW
+    needle = journal_module._RUN_EVENT
+    for _ in range(40):
+        lines: list[bytes] = []
+        size = 0
+        while size < 3 * window:
+            if rng.random() < 0.3:  # a run line whose needle ends near a window boundary
+                target = (size // window + 1) * window + rng.randint(-len(needle), len(needle))
+                pad = max(0, target - size - len(needle) - 2)
+                line = b'{"' + b"x" * pad + needle + b'started"}'
+            else:
+                line = b'{"event":"task_x","pad":"' + b"y" * rng.randint(0, 3000) + b'"}'
+            lines.append(line)
+            size += len(line) + 1
+        data = b"\n".join(lines) + b"\n"
+        end = len(data) - 1
+        starts, raws = Journal._run_lines(data, end, data.count(b"\n")) or ([], [])
+        expected_starts, offset = [], 0
+        for line in lines:
+            if needle in line:
+                expected_starts.append(offset)
+            offset += len(line) + 1
+        assert starts == expected_starts
+        assert raws == [line for line in lines if needle in line]
+        assert starts, "the generator made no run line"
