@@ -634,11 +634,12 @@ class Journal:
         for sid, days in side.groups.items():
             days.sort(key=_DAY)
             schedule(sid).runs.extend(chain.from_iterable(map(_GROUP, days)))
+        intern = sys.intern  # (the receiver keeps the ids as decoded: interned once here, not once per file)
         for sid, slot in side.last_slots.items():
-            entry = schedule(sid)
+            entry = schedule(intern(sid))
             entry.last_slot = _max(entry.last_slot, slot)
         for sid, finished in side.successes.items():
-            entry = schedule(sid)
+            entry = schedule(intern(sid))
             entry.last_success = _max(entry.last_success, finished)
         for state, one in zip(states, built):
             entry = one.entry
@@ -708,14 +709,14 @@ class Journal:
         """Whether an entry built apart from this index (by :class:`_ColdBuild`, which read the file alone)
         replays as reading the file now would: it starts no run id this index knows already (a restarted run
         id; its lines of runs started earlier come with it, see :meth:`_replay_built`)."""
-        return self._runs.keys().isdisjoint(built.run_ids or map(_RUN_ID, built.entry.starts))  # type: ignore
+        return self._runs.keys().isdisjoint(map(_RUN_ID, built.entry.starts))  # type: ignore[union-attr]
 
     def _replay_built(self, state: _FileState, built: _Built) -> None:
         """Replay a second builder's entry: the entry, then its lines of runs it did not see start (runs of
         earlier files, or runs whose start is gone) as reading them would take them (:meth:`_index`)."""
         entry = built.entry
         entry.orphans = []  # orphans only of the file read alone: the lines say what they are here
-        self._replay(state, entry, shared=built.run_ids is not None)
+        self._replay(state, entry, shared=built.shared)
         state.saved = -2  # not on disk yet
         for pos, head in built.orphan_lines:
             self._apply_orphan_line(state, pos, head)
@@ -1607,14 +1608,13 @@ class _Built(msgspec.Struct, array_like=True, gc=False):
     day: int
     entry: _IndexCache | None = None
     orphan_lines: list[tuple[int, _Head]] = []
-    #: Set by the parent on receipt (:func:`_share_schedule_ids`), never sent: the entry's run ids.
-    run_ids: frozenset[str] | None = None
+    #: Set by the parent on receipt (:func:`_share_schedule_ids`), never sent: the runs hold interned ids.
+    shared: bool = False
 
 
 def _share_schedule_ids(built: _Built) -> None:
     """Prepare a received entry for a quick replay, while the parent waits for the child anyway: its runs get
-    the interned schedule ids (one string object per id, as reading the lines gives) and ``run_ids`` the set of
-    its run ids (their hashes computed now, reused by :meth:`Journal._fits` and the replay's dict update)."""
+    the interned schedule ids (one string object per id, as reading the lines gives)."""
     entry = built.entry
     if entry is None:
         return
@@ -1626,7 +1626,7 @@ def _share_schedule_ids(built: _Built) -> None:
         for run in starts[i:i + count]:
             run.schedule = sid
         i += count
-    built.run_ids = frozenset(map(_RUN_ID, starts))
+    built.shared = True
 
 
 _BUILT_ENCODER = msgspec.msgpack.Encoder()
@@ -1669,9 +1669,11 @@ class _Side:
                 days.append((built.day, group))
         for maxima, values in ((self.last_slots, entry.last_slots), (self.last_slots, entry.slots),
                                (self.successes, entry.successes)):
+            get = maxima.get
             for sid, when in values.items():
-                sid = sys.intern(sid)
-                maxima[sid] = _max(maxima.get(sid), when)
+                current = get(sid)
+                if current is None or when > current:
+                    maxima[sid] = when
 
 
 class _ColdBuild:
