@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger("zmi_reconciler.api")
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: The exposition format's media type; Litestar appends "; charset=utf-8" to a text/* type itself.
+CONTENT_TYPE = "text/plain; version=0.0.4"
 _DAY_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.jsonl$")
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
 _DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
@@ -167,8 +168,11 @@ class Metrics:
         return self.__dict__[name]
 
     def _build(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
+        # No "<name>_created" gauge per counter and histogram series: the 0.0.4 text format shows them as samples
+        # of their own, with the counter's help text (Prometheus does not need them; process-wide setting).
+        disable_created_metrics()
         with self._build_lock:
             if "registry" in self.__dict__:
                 return
