@@ -182,6 +182,21 @@ def test_if_match_required_stale_and_git_pull(env, client):
     assert client.get("/api/v1/schedules/nightly", headers=READ).headers["etag"] == r.headers["etag"]
 
 
+def test_an_unquoted_or_weak_etag_of_the_current_file_gets_412_that_says_so(env, client):
+    """RFC 9110 If-Match compares strong, quoted tags: the current hash unquoted or as W/ does not match, and the
+    412 says why instead of claiming the file changed (it did not)."""
+    path = _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
+    etag = client.get("/api/v1/schedules/nightly", headers=READ).headers["etag"]
+    for sent in (etag.strip('"'), "W/" + etag):
+        r = client.post("/api/v1/schedules/nightly/pause", headers={**WRITE, "If-Match": sent})
+        assert r.status_code == 412
+        detail = r.json()["detail"]
+        assert "changed" not in detail and "quoted" in detail and etag in detail, detail
+    assert path.read_text() == SPEC_EXAMPLE
+    r = client.post("/api/v1/schedules/nightly/pause", headers={**WRITE, "If-Match": '"0000"'})
+    assert r.status_code == 412 and "changed since that ETag" in r.json()["detail"]
+
+
 def test_delete_needs_current_etag_and_removes_the_schedule(env, client):
     _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
     etag = client.get("/api/v1/schedules/nightly", headers=READ).headers["etag"]

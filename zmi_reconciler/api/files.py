@@ -109,11 +109,15 @@ class ScheduleFiles:
 
     @staticmethod
     def check_if_match(if_match: str | None, data: bytes) -> None:
-        """428 without If-Match, 412 when it does not name the current bytes."""
+        """428 without If-Match, 412 when it does not name the current bytes (with a hint when it names them
+        unquoted or as a weak ``W/`` tag, which RFC 9110's strong comparison never matches)."""
         if if_match is None or not if_match.strip():
             raise PreconditionRequired("send If-Match with the ETag from GET /api/v1/schedules/{id}")
         current = etag_for(data)
         if not etag_matches(if_match, current):
+            if any(tag.strip().removeprefix("W/").strip('"') == current.strip('"') for tag in if_match.split(",")):
+                raise PreconditionFailed(f"If-Match names the current file, but not as a strong, quoted ETag "
+                                         f"(RFC 9110); send it as the ETag header gave it: If-Match: {current}")
             raise PreconditionFailed(f"the file changed since that ETag was read; current ETag is {current}")
 
     def write(self, schedule_id: str, data: bytes) -> Path:
