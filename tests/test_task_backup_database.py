@@ -71,10 +71,27 @@ def test_timestamp_naming_keeps_the_newest(settings):
         clock = Clock(MONDAY + timedelta(hours=hour))
         result = task.run(make_ctx(settings, "backup_database", clock), task.Params(naming="timestamp", keep=3))
         files.append(Path(result.file).name)
-    assert files[0] == "zmi-20260420T030000Z.zip"
+    assert files[0] == "zmi-nightly-20260420T030000Z.zip"
     assert result.deleted == 1
     left = sorted(p.name for p in settings.backup_path.iterdir())
     assert left == sorted(files[2:] + ["zmi-mon.zip", "notes.txt"])
+
+
+def test_timestamp_rotation_keeps_other_schedules_backups(settings):
+    """Each schedule rotates its own timestamped backups: a copy of backup-now running every minute must not
+    delete the backups backup-now took before risky work (nor files of older versions without a schedule)."""
+    settings.backup_path.mkdir(parents=True)
+    legacy = settings.backup_path / "zmi-20260101T000000Z.zip"
+    legacy.write_bytes(b"written before backups carried their schedule")
+    params = task.Params(naming="timestamp", keep=2)
+    before_risky_work = [Path(task.run(make_ctx(settings, "backup_database", Clock(MONDAY + timedelta(minutes=m)),
+                                                schedule_id="backup-now"), params).file).name for m in range(2)]
+    copies = [task.run(make_ctx(settings, "backup_database", Clock(MONDAY + timedelta(hours=1, minutes=m)),
+                                schedule_id="my-backup"), params) for m in range(4)]
+    assert [c.deleted for c in copies] == [0, 0, 1, 1]
+    left = sorted(p.name for p in settings.backup_path.iterdir())
+    assert left == sorted(before_risky_work + [Path(c.file).name for c in copies[2:]] + [legacy.name])
+    assert before_risky_work[0] == "zmi-backup-now-20260420T030000Z.zip"
 
 
 def test_backup_sees_one_snapshot_while_another_connection_writes(settings):

@@ -14,8 +14,10 @@ How a backup is made (never a plain copy of the live file, which may be mid-writ
    leaves the previous file of that name intact and raises :class:`TaskFailed`.
 
 Names: ``naming: weekday`` -> ``zmi-mon.zip`` .. ``zmi-sun.zip`` by the run's local date (server zone), a
-7-file rotation as the ZMI Server does; ``naming: timestamp`` -> ``zmi-20261129T040000Z.zip`` (UTC) and only
-the newest ``keep`` timestamped files stay.
+7-file rotation as the ZMI Server does; ``naming: timestamp`` -> ``zmi-<schedule>-20261129T040000Z.zip`` (UTC)
+and only the newest ``keep`` timestamped files *of that schedule* stay: an on-demand schedule's backups are never
+rotated away by another schedule's. (Ids are lower case, the stamp's T and Z upper case: names cannot clash.)
+Timestamped files without a schedule (``zmi-<UTC>.zip``, written before 2026-11-30) are never deleted.
 
 :func:`verify_backup_zip` and :func:`extract_database` are shared with ``zmi-reconciler restore``.
 """
@@ -41,12 +43,13 @@ from zmi_reconciler.tasks.base import TaskContext, TaskFailed, TaskParams, TaskR
 DB_MEMBER = "tna.sqlite3"
 MANIFEST_MEMBER = "manifest.json"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-TIMESTAMP_NAME = re.compile(r"^zmi-\d{8}T\d{6}Z\.zip$")
+_STAMP = r"\d{8}T\d{6}Z"
 
 
 class Params(TaskParams):
     naming: Literal["weekday", "timestamp"] = Field(
-        default="weekday", description="`weekday`: 7-file rotation as ZMI does; `timestamp`: keep the newest `keep`")
+        default="weekday",
+        description="`weekday`: 7-file rotation as ZMI does; `timestamp`: keep this schedule's newest `keep`")
     keep: int = Field(default=7, ge=1, le=3650, description="backups kept with `naming: timestamp`")
     verify: bool = Field(default=True, description="unpack, PRAGMA integrity_check and compare row counts")
 
@@ -112,11 +115,11 @@ def verify_backup_zip(zip_path: Path, expected_counts: dict[str, int] | None = N
 
 def backup_name(params: Params, ctx: TaskContext) -> str:
     """File name for this run: ``zmi-<mon..sun>.zip`` (local date in the server zone) or
-    ``zmi-<UTC YYYYmmddTHHMMSSZ>.zip``."""
+    ``zmi-<schedule id>-<UTC YYYYmmddTHHMMSSZ>.zip``."""
     now = ctx.clock()
     if params.naming == "weekday":
         return f"zmi-{WEEKDAYS[now.astimezone(ctx.settings.zone).weekday()]}.zip"
-    return f"zmi-{utc_stamp(now)}.zip"
+    return f"zmi-{ctx.schedule_id}-{utc_stamp(now)}.zip"
 
 
 def _write_zip(db: Path, target: Path, manifest: dict[str, Any]) -> None:
@@ -127,10 +130,12 @@ def _write_zip(db: Path, target: Path, manifest: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
-def prune(directory: Path, keep: int) -> list[Path]:
-    """Delete timestamped backups (``zmi-<UTC>.zip``) beyond the newest ``keep``; returns the deleted paths.
-    Weekday files and anything else in the directory are never touched."""
-    stamped = sorted(p for p in directory.iterdir() if p.is_file() and TIMESTAMP_NAME.match(p.name))
+def prune(directory: Path, keep: int, schedule_id: str) -> list[Path]:
+    """Delete the timestamped backups of ``schedule_id`` (``zmi-<schedule_id>-<UTC>.zip``) beyond its newest
+    ``keep``; returns the deleted paths. Other schedules' backups, weekday files and anything else in the
+    directory are never touched."""
+    own = re.compile(rf"^zmi-{re.escape(schedule_id)}-{_STAMP}\.zip$")
+    stamped = sorted(p for p in directory.iterdir() if p.is_file() and own.match(p.name))
     doomed = stamped[:-keep] if keep else stamped
     for path in doomed:
         path.unlink()
@@ -175,7 +180,7 @@ def run(ctx: TaskContext, params: Params) -> Result:
             verified = True
         os.replace(staging, target)
     fsync_dir(directory)
-    deleted = prune(directory, params.keep) if params.naming == "timestamp" else []
+    deleted = prune(directory, params.keep, ctx.schedule_id) if params.naming == "timestamp" else []
     for path in deleted:
         ctx.log(f"deleted old backup {path.name} (keep {params.keep})")
     size = target.stat().st_size
