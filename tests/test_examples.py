@@ -174,3 +174,26 @@ def test_pre_commit_hook_definition():
     pattern = re.compile(hook["files"])
     assert pattern.search("schedules.d/nightly.yaml") and pattern.search("schedules.d/a.yml")
     assert not pattern.search("other/nightly.yaml") and not pattern.search("schedules.d/readme.md")
+
+
+def test_pre_commit_hook_sees_the_whole_folder(tmp_path):
+    """pre-commit passes only the changed files unless told not to; a duplicate id (E030) formed by the one
+    changed file with an unchanged one must still fail the hook, as the command pre-commit builds runs it."""
+    import shlex
+    import subprocess
+    import sys
+
+    (hook,) = YAML(typ="safe").load((REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    folder = tmp_path / "schedules.d"
+    folder.mkdir()
+    spec = "name: {}\ntiming: {{type: daily, at: '05:00'}}\ntasks: [{{task: calculate_days}}]\n"
+    (folder / "nightly.yaml").write_text(spec.format("Nightly"), encoding="utf-8")
+    (folder / "nightly.yml").write_text(spec.format("Nightly copy"), encoding="utf-8")  # the change being committed
+    changed = ["schedules.d/nightly.yml"]
+    entry = shlex.split(hook["entry"])
+    assert entry[0] == "zmi-reconciler"
+    command = [sys.executable, "-m", "zmi_reconciler", *entry[1:], *hook.get("args", []),
+               *(changed if hook.get("pass_filenames", True) else [])]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "E030" in done.stdout
