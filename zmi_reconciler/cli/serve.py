@@ -296,8 +296,11 @@ def _import_api() -> None:
     """Import the API early, while a second index builder works (see :func:`serve`); a build without the API
     package is fine here (:func:`_serve_api` says so)."""
     try:
-        import anyio.streams.memory  # noqa: F401  # what the app's lifespan imports first (~15 ms)
+        # What the app's lifespan and uvicorn's loop setup import first (~15 + 12 ms, on the path to serving).
+        import anyio._backends._asyncio  # noqa: F401
+        import anyio.streams.memory  # noqa: F401
         import uvicorn  # noqa: F401
+        import uvicorn.loops.auto  # noqa: F401
 
         import zmi_reconciler.api.app  # noqa: F401
     except ImportError:
