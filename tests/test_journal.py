@@ -503,16 +503,22 @@ def test_the_search_for_run_lines_finds_each_line_once_across_search_windows() -
     rng = random.Random(7)
     window = journal_module._FIND_WINDOW
     needle = journal_module._RUN_EVENT
+    head = b'{"ts":"2026-03-28T10:00:00.000Z",'  # as the writer puts it: the event key right after "ts"
+    def task(pad: int) -> bytes:
+        return head + b'"event":"task_x","pad":"' + b"y" * pad + b'"}'
     for _ in range(40):
         lines: list[bytes] = []
         size = 0
         while size < 3 * window:
-            if rng.random() < 0.3:  # a run line whose needle ends near a window boundary
+            if rng.random() < 0.3:  # a filler, then a run line whose needle ends near a window boundary
                 target = (size // window + 1) * window + rng.randint(-len(needle), len(needle))
-                pad = max(0, target - size - len(needle) - 2)
-                line = b'{"' + b"x" * pad + needle + b'started"}'
+                filler = task(0)
+                filler = task(max(0, target - size - len(head) - len(filler) - 1))
+                lines.append(filler)
+                size += len(filler) + 1
+                line = head + needle + b'started"}'
             else:
-                line = b'{"event":"task_x","pad":"' + b"y" * rng.randint(0, 3000) + b'"}'
+                line = task(rng.randint(0, 3000))
             lines.append(line)
             size += len(line) + 1
         data = b"\n".join(lines) + b"\n"

@@ -1055,13 +1055,15 @@ class Journal:
 
         Only run-level lines (``run_*`` events) feed the index; task lines are found again by :meth:`_details`
         when a run's details are asked for. Fast path (lines as :func:`encode_event` writes them: one
-        ``"event":"`` key per line, no other ``"event"`` string, no ``\\u`` escape in its value or a key): the
-        ``run_*`` lines are found with byte searches and only they are decoded. Any other chunk (hand-written
+        ``"event":"`` key per line, right after the ``ts`` value, no other ``"event"`` string, no ``\\u`` escape in
+        its value or a key): the ``run_*`` lines are found with byte searches and only they are decoded. Any other
+        chunk (hand-written
         lines, invalid or blank lines, a terminated torn line without its event, a result with an ``event`` key)
         takes the full path: every line decoded, invalid ones warned about. Both read instants alike (see
         :func:`parse_utc`). The format is checked by per-chunk counts, so one known gap: a line without its event
-        (torn, hand-written) in the same chunk as a result with an ``"event"`` key of its own balances them; that
-        line is skipped without a warning (the index is the same as the full path's; see tests/test_scan_qa.py)."""
+        (torn, hand-written) in the same chunk as a result holding ``"...Z","event":"`` of its own (a journal record
+        inside a result) balances them; that line is skipped without a warning (the index is the same as the full
+        path's; see tests/test_scan_qa.py)."""
         offset = state.offset
         nlines = data.count(b"\n", 0, end + 1)
         lines = self._run_lines(data, end, nlines)
@@ -1142,10 +1144,12 @@ class Journal:
     def _run_lines(data: bytes, end: int, nlines: int) -> tuple[list[int], list[bytes]] | None:
         """Start offsets and bytes of the ``run_*`` lines in ``data[:end]``, or None when the chunk is not
         in the journal's own line format (see :meth:`_ingest`)."""
-        # One "event" token per line, written as a key with a string value (no spaces, no \u escape in it):
-        # then no run-level line escapes the search below. A "event":"run_..." nested in another line's value is
-        # found too; that line decodes to its own event, which _RunHead refuses (the chunk takes the full path).
-        if data.count(b'"event":"', 0, end) != nlines or data.count(b'"event"', 0, end) != nlines:
+        # One "event" token per line, written as the writer does: a key with a string value right after the "ts"
+        # value (...Z","event":"; no spaces, no \u escape in it): then no run-level line escapes the search below.
+        # A task result's own {"event":...} is not after a "ts" value: it no longer balances a line without its
+        # event (such a chunk takes the full path, which warns about that line). A "event":"run_..." nested in
+        # another line's value is found too; that line decodes to its own event, which _RunHead refuses.
+        if data.count(b'Z","event":"', 0, end) != nlines or data.count(b'"event"', 0, end) != nlines:
             return None
         # An escape in an event value could spell "run_" without those bytes, one in a key "event" (only \u can:
         # the others stand for characters an event name or key does not have), so the (rare) chunks with one are
