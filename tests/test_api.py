@@ -233,6 +233,34 @@ def test_patch_enabled_changes_exactly_one_line(env, client):
     assert path.read_text() == SPEC_EXAMPLE  # byte for byte back
 
 
+def test_a_merge_patch_into_one_task_says_that_lists_are_replaced_whole(env, client):
+    """RFC 7396: a merge patch replaces a list whole, so {"tasks": [{"params": {...}}]} leaves one task without
+    its name; the 422 says why, and how to do it (the whole list, or PUT), next to the field errors."""
+    path = _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
+    etag = client.get("/api/v1/schedules/nightly", headers=READ).headers["etag"]
+    r = client.patch("/api/v1/schedules/nightly", json={"tasks": [{"params": {"keep": 3}}]},
+                     headers={**WRITE, "If-Match": etag})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert any(e["code"] == "E022" and e["path"].startswith("tasks") for e in body["errors"])
+    assert "replaces a list whole" in body["detail"] and "'tasks'" in body["detail"]
+    assert path.read_text() == SPEC_EXAMPLE
+    r = client.patch("/api/v1/schedules/nightly", json={"timing": {"at": "99:00"}},
+                     headers={**WRITE, "If-Match": etag})
+    assert r.status_code == 422 and "list" not in r.json()["detail"]  # no list in the patch: no such hint
+
+
+def test_a_problem_has_one_title_per_status_whichever_layer_refused(env, client):
+    """A bad query parameter (refused by Litestar) and a body that is no JSON (refused by us) are both 400 "Bad
+    request"; a route Litestar does not know is 404 "Not found"."""
+    _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
+    bad_query = client.get("/api/v1/schedules/nightly/preview", params={"count": "many"}, headers=READ)
+    bad_json = client.post("/api/v1/schedules", content=b"{", headers={**WRITE, "Content-Type": "application/json"})
+    assert (bad_query.status_code, bad_json.status_code) == (400, 400), (bad_query.text, bad_json.text)
+    assert bad_query.json()["title"] == bad_json.json()["title"] == "Bad request"
+    assert client.get("/api/v1/nothing-here", headers=READ).json()["title"] == "Not found"
+
+
 def test_put_keeps_comments_order_quoting_and_blank_lines(env, client):
     path = _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
     got = client.get("/api/v1/schedules/nightly", headers=READ)

@@ -156,7 +156,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
 def _title_for(status: int) -> str:
     from http import HTTPStatus
 
-    try:
-        return HTTPStatus(status).phrase
+    try:  # sentence case, as the domain problems' titles ("Bad request" whichever layer refused the request)
+        phrase = HTTPStatus(status).phrase
+        return phrase[0] + phrase[1:].lower()
     except ValueError:
         return f"HTTP {status}"

@@ -275,7 +275,17 @@ class ScheduleService:
     def patch(self, schedule_id: str, patch: Any, if_match: str | None, action: str = "PATCH") -> Written:
         """PATCH: RFC 7396 JSON merge patch onto the file. 428/412/422/404."""
         patch = _require_object(patch, "")
-        return self._edit(schedule_id, if_match, lambda text: _patch_text(text, patch), action)
+        try:
+            return self._edit(schedule_id, if_match, lambda text: _patch_text(text, patch), action)
+        except Invalid as exc:
+            lists = sorted(key for key, value in patch.items() if isinstance(value, list))
+            paths = [str(error.get("path") or "") for error in exc.extensions.get("errors") or []]
+            hit = [key for key in lists if any(p == key or p.startswith((key + "[", key + ".")) for p in paths)]
+            if hit:  # the usual surprise of RFC 7396: {"tasks": [{"params": ...}]} drops the rest of the task
+                names = ", ".join(f"'{key}'" for key in hit)
+                exc.detail = (f"{exc.detail}; a merge patch (RFC 7396) replaces a list whole: send every item of "
+                              f"{names} as it should be, or PUT the whole spec")
+            raise
 
     def set_enabled(self, schedule_id: str, enabled: bool, if_match: str | None) -> Written:
         """pause/resume: write ``enabled`` back to the file (one line changes). A file that does not load is
