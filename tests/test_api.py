@@ -261,6 +261,27 @@ def test_a_problem_has_one_title_per_status_whichever_layer_refused(env, client)
     assert client.get("/api/v1/nothing-here", headers=READ).json()["title"] == "Not found"
 
 
+def test_head_answers_as_get_without_content(env):
+    """RFC 9110 9.3.2: HEAD on a GET route gives the GET's status and headers (the ETag a client reads before a
+    write, Content-Length) and no content; auth applies as for the GET; other methods are untouched."""
+    from zmi_reconciler.api.head import HeadAsGet
+
+    _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
+    with TestClient(HeadAsGet(env.app)) as client:
+        get = client.get("/api/v1/schedules/nightly", headers=READ)
+        head = client.head("/api/v1/schedules/nightly", headers=READ)
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers["etag"] == get.headers["etag"]
+        assert head.headers["content-length"] == str(len(get.content))
+        assert client.head("/api/v1/schedules/nightly").status_code == 401
+        assert client.head("/api/v1/schedules/nope", headers=READ).status_code == 404
+        assert client.head("/api/v1/healthz").status_code == 200
+        r = client.post("/api/v1/schedules/nightly/pause", headers={**WRITE, "If-Match": head.headers["etag"]})
+        assert r.status_code == 200  # a write with the ETag a HEAD read
+    with TestClient(env.app) as bare:
+        assert bare.head("/api/v1/healthz").status_code == 405  # what the wrapper is for
+
+
 def test_put_keeps_comments_order_quoting_and_blank_lines(env, client):
     path = _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
     got = client.get("/api/v1/schedules/nightly", headers=READ)

@@ -325,8 +325,10 @@ def _api_server(settings: Settings, app: Any) -> Any:
         return None
     import uvicorn
 
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                            lifespan="on")
+    from zmi_reconciler.api.head import HeadAsGet
+
+    config = uvicorn.Config(HeadAsGet(app), host=settings.host, port=settings.port, log_config=None,
+                            access_log=False, lifespan="on")
     config.load()
     return uvicorn.Server(config)
 
