@@ -2,7 +2,7 @@
 the 422 hint for merge-patch lists, sentence-case problem titles, the /metrics media type and series, per-schedule
 backup names and rotation, and the pre-commit hook that validates the whole folder.
 
-Strict xfails mark the defects found (see each ``reason``); everything else pins what held."""
+The defects it found (6, strict xfails at first) are fixed; every test pins what holds now."""
 
 from __future__ import annotations
 
@@ -190,9 +190,6 @@ def test_the_wrapper_exposes_the_litestar_app_and_loads_in_uvicorn(env):  # noqa
     assert inner.app is env.app
 
 
-@pytest.mark.xfail(strict=True, reason="HeadAsGet.__getattr__ reads self.app, which a copy or an unpickled instance "
-                                       "does not have yet: copy.copy() and pickle recurse into RecursionError "
-                                       "instead of copying the wrapper")
 def test_the_wrapper_can_be_copied():
     async def app(scope, receive, send):
         pass
@@ -201,9 +198,6 @@ def test_the_wrapper_can_be_copied():
     assert copy.copy(wrapped).app is app
 
 
-@pytest.mark.xfail(strict=True, reason="HEAD is served on every GET route now, but a 405 (and OPTIONS) still say "
-                                       "'Allow: OPTIONS, GET': RFC 9110 15.5.6 wants the methods the resource "
-                                       "supports, HEAD included")
 def test_a_405_on_a_get_route_lists_head_in_allow(head):
     response = head.delete("/api/v1/healthz", headers=WRITE)
     assert response.status_code == 405
@@ -329,9 +323,6 @@ def test_the_tag_of_another_file_is_stale_and_put_delete_patch_give_the_same_hin
     assert (env.schedules / "nightly.yaml").read_text() == SPEC_EXAMPLE
 
 
-@pytest.mark.xfail(strict=True, reason="the 412 for the current ETag sent unquoted or as W/ keeps the title 'If-Match "
-                                       "does not match the file (it changed)' while its detail says the file did not "
-                                       "change: title and detail contradict each other")
 def test_the_412_title_does_not_claim_a_change_when_the_file_did_not_change(env, client):  # noqa: F811
     _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
     etag = _etag(client, "nightly")
@@ -399,18 +390,12 @@ def test_a_degraded_file_and_a_list_that_lost_fields_get_both_explanations(env, 
     assert LIST_HINT in detail and "'tasks'" in detail
 
 
-@pytest.mark.xfail(strict=True, reason="on a degraded file the list hint is glued after the sentence of "
-                                       "_broken_on_disk, which ends with a full stop: '...(DELETE "
-                                       "/api/v1/schedules/never).; a merge patch (RFC 7396) ...'")
 def test_the_list_hint_after_a_degraded_files_explanation_reads_as_a_sentence(env, client):  # noqa: F811
     _put_file(env, "never.yaml", "name: x\ntiming: {type: daily, at: '99:00'}\ntasks: [{task: calculate_days}]\n")
     detail = _patch(client, "never", {"tasks": [{"params": {"keep": 3}}]}).json()["detail"]
     assert ".;" not in detail, detail
 
 
-@pytest.mark.xfail(strict=True, reason="a list sent for a field that is no list ({'name': ['a']}, {'timing': [...]}) "
-                                       "gets 'a merge patch (RFC 7396) replaces a list whole: send every item of "
-                                       "'name'': the field has no items, the error is the list itself")
 @pytest.mark.parametrize("body", [{"name": ["Nightly"]}, {"timing": [{"type": "manual"}]}])
 def test_a_list_for_a_field_that_is_no_list_gets_no_list_hint(env, client, body):  # noqa: F811
     _put_file(env, "nightly.yaml", SPEC_EXAMPLE)
@@ -422,7 +407,7 @@ def test_a_list_for_a_field_that_is_no_list_gets_no_list_hint(env, client, body)
 # =============================================================================================== 4. problem titles
 TITLES = {400: {"Bad request"}, 401: {"Missing or unknown token"}, 403: {"Token lacks the write role"},
           404: {"Not found"}, 405: {"Method not allowed"}, 409: {"Conflict", "A run of this schedule is active"},
-          412: {"If-Match does not match the file (it changed)"}, 413: {"Request body too large"},
+          412: {"If-Match does not match the file"}, 413: {"Request body too large"},
           415: {"Unsupported media type"}, 422: {"The schedule is not valid", "The request is not valid"},
           428: {"If-Match is required"}, 503: {"Not ready"}}
 
@@ -499,10 +484,6 @@ def test_the_503_of_readyz_is_a_sentence_case_problem(env):  # noqa: F811
         _same_but_body(r, c.head("/api/v1/readyz"))
 
 
-@pytest.mark.xfail(strict=True, reason="since Litestar's titles are sentence case the detail is no longer equal to "
-                                       "them and is no longer dropped: a route 404 reads title 'Not found', detail "
-                                       "'Not Found'; a 405 'Method not allowed' / 'Method Not Allowed' (the title "
-                                       "again in another case)")
 @pytest.mark.parametrize(("method", "target"), [("GET", "/api/v1/nothing-here"), ("DELETE", "/api/v1/tasks")])
 def test_a_litestar_problem_does_not_repeat_its_title_as_detail(client, method, target):  # noqa: F811
     body = client.request(method, target, headers=WRITE).json()

@@ -86,7 +86,7 @@ class RunActive(ApiProblem):
 
 
 class PreconditionFailed(ApiProblem):
-    status, slug, title = 412, "precondition-failed", "If-Match does not match the file (it changed)"
+    status, slug, title = 412, "precondition-failed", "If-Match does not match the file"
 
 
 class UnsupportedMediaType(ApiProblem):
@@ -143,7 +143,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         status = exc.status_code
         slug = _HTTP_SLUGS.get(status, f"http-{status}")
         title = {413: "Request body too large"}.get(status, _title_for(status))
-        detail = exc.detail if exc.detail and exc.detail != title else None
+        detail = exc.detail if exc.detail and exc.detail.lower() != title.lower() else None  # ("Not Found")
         extra: dict[str, Any] = {}
         if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
             extra["errors"] = [{"path": str(e.get("key", "")), "line": 0, "column": 0, "code": "E400",

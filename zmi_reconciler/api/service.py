@@ -280,11 +280,14 @@ class ScheduleService:
         except Invalid as exc:
             lists = sorted(key for key, value in patch.items() if isinstance(value, list))
             paths = [str(error.get("path") or "") for error in exc.extensions.get("errors") or []]
-            hit = [key for key in lists if any(p == key or p.startswith((key + "[", key + ".")) for p in paths)]
+            hit = [key for key in lists  # errors inside its items, or on a list field itself ({"tasks": []})
+                   if any(p.startswith(key + "[") or (p == key and key in _LIST_FIELDS) for p in paths)]
             if hit:  # the usual surprise of RFC 7396: {"tasks": [{"params": ...}]} drops the rest of the task
                 names = ", ".join(f"'{key}'" for key in hit)
-                exc.detail = (f"{exc.detail}; a merge patch (RFC 7396) replaces a list whole: send every item of "
-                              f"{names} as it should be, or PUT the whole spec")
+                hint = (f"a merge patch (RFC 7396) replaces a list whole: send every item of {names} as it should "
+                        f"be, or PUT the whole spec")
+                detail = exc.detail.rstrip()
+                exc.detail = f"{detail[:-1]}; {hint}." if detail.endswith(".") else f"{detail}; {hint}"
             raise
 
     def set_enabled(self, schedule_id: str, enabled: bool, if_match: str | None) -> Written:
@@ -523,6 +526,18 @@ def _require_object(value: Any, path: str) -> dict[str, Any]:
         raise Invalid("the document must be a JSON object", [FieldError(
             path=path, line=0, column=0, code="E012", message=f"expected an object, got {type(value).__name__}")])
     return value
+
+
+def _list_fields() -> frozenset[str]:
+    """The schedule file's top-level keys that hold a list (``tasks``, ``exclude``)."""
+    from typing import get_origin
+
+    from zmi_reconciler.schema import Schedule
+
+    return frozenset(name for name, field in Schedule.model_fields.items() if get_origin(field.annotation) is list)
+
+
+_LIST_FIELDS = _list_fields()
 
 
 def _replace_text(text: str, document: dict[str, Any]) -> str:
