@@ -534,6 +534,20 @@ def test_degraded_schedule_shows_the_running_definition(env, client):
     assert hashlib.sha256(path.read_bytes()).hexdigest() != good_hash
 
 
+def test_a_file_that_runs_as_written_shows_the_same_running_definition(env, client):
+    """spec and running_spec of a file that runs as written are the same document (12h, 30m as written), not
+    the parsed model beside it (43200, 1800: a new user took that for a difference between the two)."""
+    text = ("name: keep\ntiming: {type: daily, at: '05:00'}\ncatch_up: 12h\n"
+            "tasks: [{task: calculate_days, timeout: 30m}]\n")
+    _put_file(env, "dur.yaml", text)
+    detail = client.get("/api/v1/schedules/dur", headers=READ).json()
+    assert detail["spec"]["catch_up"] == "12h" and detail["spec"]["tasks"][0]["timeout"] == "30m"
+    assert detail["running_spec"] == detail["spec"]
+    _put_file(env, "dur.yaml", text.replace("05:00", "99:00"))  # degraded: what runs, as parsed
+    detail = client.get("/api/v1/schedules/dur", headers=READ).json()
+    assert detail["spec"] is None and detail["running_spec"]["catch_up"] == 43200
+
+
 def test_never_valid_schedule_has_no_running_definition(env, client):
     _put_file(env, "never.yaml", "name: x\ntiming: {type: daily, at: '99:00'}\ntasks: [{task: calculate_days}]\n")
     detail = client.get("/api/v1/schedules/never", headers=READ).json()

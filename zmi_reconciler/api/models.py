@@ -126,9 +126,11 @@ class ScheduleDetail(_Out):
     source: str = Field(description="the file's text")
     status: ScheduleStatus
     running_spec: Annotated[dict[str, Any] | None, WithJsonSchema({"anyOf": [SCHEDULE_REF, {"type": "null"}]}),
-                            Field(description="the definition the runner holds (the last valid version; while the "
-                                              "file is invalid this is what keeps running), as parsed, fields not "
-                                              "written left out; null when no version was ever valid")] = None
+                            Field(description="the definition the runner holds: the same document as spec when "
+                                              "the file runs as written; while the file is invalid the last valid "
+                                              "version, which keeps running, as parsed (durations in seconds), "
+                                              "fields not written left out; null when no version was ever "
+                                              "valid")] = None
     running_content_hash: str | None = Field(
         default=None, description="SHA-256 hex of the file bytes of running_spec (differs from the file's while "
                                   "degraded); null with running_spec")
