@@ -735,3 +735,29 @@ def test_unknown_holiday_region_runs_instead_of_never(tmp_path, rec, caplog):
         fire(runner, clock, utc(2026, 1, 6, 4, 0))
     assert len(started(runner.journal)) == 1
     assert any("unknown holiday region 'XX-YY'" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("deferred", [False, True], ids=["apply", "defer_seeding + seed"])
+def test_a_schedule_applied_without_journal_seeding_fires_from_now(tmp_path, rec, deferred):
+    """seed_from_journal=False (the reconciler knows it was paused when the last server stopped): no journal
+    query, no catch-up and no run_missed for the slots since its last one; the next fire comes after now."""
+    clock = FakeClock(utc(2026, 5, 1, 8, 0))
+    sched = make_schedule({"type": "minutes", "every": 15}, catch_up="1h")
+    _previous_life(tmp_path, rec, clock, "c", sched, utc(2026, 5, 1, 9, 0))
+    clock.set(utc(2026, 5, 1, 12, 5))
+    runner = make_runner(tmp_path, clock, rec)
+    queried: list[str] = []
+    real_last_slot = runner.journal.last_slot
+    runner.journal.last_slot = lambda sid: queried.append(sid) or real_last_slot(sid)
+    if deferred:
+        runner.defer_seeding()
+    runner.apply("c", sched, "h", seed_from_journal=False)
+    runner.apply("d", sched, "h2")  # the others still look into the journal
+    if deferred:
+        runner.seed()
+    assert queried == ["d"]
+    assert runner.status("c")["next_fire"] == utc(2026, 5, 1, 12, 15) and runner.status("c")["last_slot"] is None
+    runner.run_once()
+    wait_idle(runner)
+    assert [r["schedule"] for r in started(runner.journal)] == ["c"]  # the previous life's run only
+    assert events(runner.journal, "run_missed") == []

@@ -522,3 +522,35 @@ def test_a_cli_run_that_dies_during_the_start_is_closed_by_it(settings: Settings
     journal = Journal(settings.journal_path, index_cache=False)
     assert journal.get_run("x@manual-killed")["status"] == "interrupted"
     assert journal.get_run("y@manual-cli")["status"] == "interrupted"
+
+
+def test_a_schedule_resumed_in_its_file_while_stopped_fires_from_now(settings: Settings,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """SPEC 3.3: a paused schedule records no missed fires and resumes from now. Paused when the last server
+    stopped (its last good copy says ``enabled: false``) and resumed in its file while none ran (a git pull and a
+    restart): no run_missed, no catch-up burst for the paused time, schedule_loaded says so, next fire after now.
+    An enabled schedule edited while stopped (e) still catches up its downtime."""
+    folder = settings.schedules_dir
+    was = datetime.now(UTC) - timedelta(days=1)
+    _keep_last_good(settings, "r", ALIVE_EVERY_15.format(name="R", extra="enabled: false\n"), was)
+    _keep_last_good(settings, "e", ALIVE_EVERY_15.format(name="E", extra=""), was)
+    (folder / "r.yaml").write_text(ALIVE_EVERY_15.format(name="R", extra="enabled: true\n"))
+    (folder / "e.yaml").write_text(ALIVE_EVERY_15.format(name="E", extra="description: edited while stopped\n"))
+    _previous_life(settings, "r", slots_ago=4)
+    _previous_life(settings, "e", slots_ago=4)
+    before = len(_all_events(settings.journal_path))
+    started = datetime.now(UTC)
+
+    def settled(o: dict[str, Any]) -> bool:
+        done = {e["schedule"] for e in _all_events(settings.journal_path)[before:] if e["event"] == "run_finished"}
+        return "e" in done and not o["runner"].active_runs()
+
+    code, objects = _serve(settings, monkeypatch, until=settled)
+    assert code == 0 and objects.get("until")
+    new = _all_events(settings.journal_path)[before:]
+    loaded = {e["schedule"]: e for e in new if e["event"] == "schedule_loaded"}
+    assert loaded["r"].get("resumed_while_stopped") is True and "resumed_while_stopped" not in loaded["e"]
+    assert not [e for e in new if e.get("schedule") == "r" and e["event"] in ("run_started", "run_missed")]
+    assert len([e for e in new if e.get("schedule") == "e" and e["event"] == "run_missed"]) >= 3
+    next_fire = objects["runner"].status("r")["next_fire"]
+    assert next_fire is not None and next_fire > started

@@ -231,6 +231,7 @@ class Runner:
         self._lock = threading.RLock()
         self._states: dict[str, _ScheduleState] = {}
         self._seen: set[str] = set()  # schedules this process has known (journal seeding only on first sight)
+        self._from_now: set[str] = set()  # first seen while seeding waits, with seed_from_journal=False
         self._unseeded: dict[str, _ScheduleState] | None = None  # first seen while seeding waits (defer_seeding)
         self._active: dict[str, RunHandle] = {}
         self._queued: dict[str, RunRequest] = {}
@@ -253,13 +254,17 @@ class Runner:
         self._gc_seconds = 0.01
 
     # ------------------------------------------------------------------------------------------ schedules
-    def apply(self, schedule_id: str, schedule: "Schedule", content_hash: str) -> None:
+    def apply(self, schedule_id: str, schedule: "Schedule", content_hash: str,
+              seed_from_journal: bool = True) -> None:
         """Add or replace a schedule. The same ``content_hash`` again is a no-op (its next fire does not move).
 
         A replaced schedule's active run finishes with the old definition; the next fire of the new one is
         computed after ``max(now, last handled slot)``. A schedule this process sees for the first time is
         seeded from ``journal.last_slot`` so fires missed while the server was down are found (catch-up and
-        ``run_missed``). Paused (``enabled: false``) and manual schedules are kept but not registered.
+        ``run_missed``, SPEC 3.3), unless ``seed_from_journal`` is False: the caller knows it did not run, enabled,
+        when the previous server stopped (paused then, or deleted and created again under this id), so its next
+        fire is computed from now, with no missed fires (SPEC 3.3: a paused schedule records none, and resumes
+        from now). Paused (``enabled: false``) and manual schedules are kept but not registered.
         After :meth:`defer_seeding`, a schedule first seen is kept unseeded and unregistered until :meth:`seed`.
         """
         zone = schedule.zone(self.settings.default_timezone)
@@ -275,13 +280,15 @@ class Runner:
                                                                        None)
                     self._seen.add(schedule_id)
                     unseeded[schedule_id] = state
+                    if not seed_from_journal:
+                        self._from_now.add(schedule_id)
                 else:
                     state.schedule, state.content_hash, state.zone = schedule, content_hash, zone
                 return
             now = self._clock()
             if state is None:
                 seeded = None
-                if schedule_id not in self._seen:
+                if schedule_id not in self._seen and seed_from_journal:
                     seeded = self._journal_last_slot(schedule_id)
                 state = _ScheduleState(schedule_id, schedule, content_hash, zone, seeded)
                 self._states[schedule_id] = state
@@ -306,14 +313,16 @@ class Runner:
     def seed(self) -> None:
         """End :meth:`defer_seeding`: each schedule :meth:`apply` took meanwhile (and still holds) is seeded from
         ``journal.last_slot`` and registered, as :meth:`apply` does for a schedule it sees for the first time;
-        one without a journal record fires after now (the time of this call). Idempotent."""
+        one without a journal record (or applied with ``seed_from_journal=False``) fires after now (the time of
+        this call). Idempotent."""
         with self._lock:
             pending, self._unseeded = self._unseeded or {}, None
+            from_now, self._from_now = self._from_now, set()
             now = self._clock()
             for schedule_id, state in pending.items():
                 if self._states.get(schedule_id) is not state:
                     continue  # removed meanwhile
-                state.last_slot = self._journal_last_slot(schedule_id)
+                state.last_slot = None if schedule_id in from_now else self._journal_last_slot(schedule_id)
                 if state.schedule.enabled and state.schedule.timing.type != "manual":
                     self._register(state, state.last_slot if state.last_slot is not None else now)
         self._wake.set()
