@@ -52,12 +52,12 @@ class FakeRunner:
         self.calls: list[tuple[str, str, str | None]] = []
         self.schedules: dict[str, Any] = {}
         self.next_fire: dict[str, datetime | None] = {}
-        self.from_now: set[str] = set()  # applied with seed_from_journal=False
+        self.paused_since: dict[str, Any] = {}  # applied with paused_since
 
-    def apply(self, schedule_id: str, schedule: Any, content_hash: str, seed_from_journal: bool = True) -> None:
+    def apply(self, schedule_id: str, schedule: Any, content_hash: str, paused_since: Any = None) -> None:
         self.calls.append(("apply", schedule_id, content_hash))
-        if not seed_from_journal:
-            self.from_now.add(schedule_id)
+        if paused_since is not None:
+            self.paused_since[schedule_id] = paused_since
         self.schedules[schedule_id] = schedule
         self.next_fire[schedule_id] = timing.next_fire(schedule.timing, ZoneInfo("Europe/Berlin"), NOW)
 
@@ -399,10 +399,10 @@ def test_missing_folder_keeps_schedules_and_comes_back(env, caplog: pytest.LogCa
 
 
 class _Broken(FakeRunner):
-    def apply(self, schedule_id: str, schedule: Any, content_hash: str, seed_from_journal: bool = True) -> None:
+    def apply(self, schedule_id: str, schedule: Any, content_hash: str, paused_since: Any = None) -> None:
         if schedule_id == "bad":
             raise RuntimeError("runner bug")
-        super().apply(schedule_id, schedule, content_hash, seed_from_journal)
+        super().apply(schedule_id, schedule, content_hash, paused_since)
 
 
 def test_a_failing_schedule_does_not_stop_the_others(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """QA of b8fc685: a schedule paused when the last server stopped and resumed in its file while none ran fires from
 now (SPEC 3.3: "A paused schedule neither runs nor records missed fires; on resume the next fire is computed from
-now"), decided by its last good copy (``Reconciler._seed_from_journal``, ``Runner.apply(seed_from_journal=False)``).
+now"), decided by its last good copy (``Reconciler._paused_at_last_stop``, ``Runner.apply(paused_since=...)``).
 
 Each server life is a real :class:`Runner`, :class:`Journal` and :class:`Reconciler` on one data dir, driven by a
 :class:`FakeClock` (``Life``); ``serve``'s start-up order (defer_seeding / hold_writes, two passes, seed) is
@@ -534,16 +534,14 @@ def test_a_pause_whose_copy_was_not_written_records_no_missed_fires(tmp_path: Pa
     two.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="the reverse lag: a resume in a running server whose copy was not written "
-                   "leaves the paused copy; after a crash and a downtime the enabled schedule is taken for "
-                   "resumed_while_stopped and its catch-up is lost")
 def test_a_resume_whose_copy_was_not_written_still_catches_up_a_later_downtime(tmp_path: Path, clock: FakeClock,
                                                                                monkeypatch: pytest.MonkeyPatch
                                                                                ) -> None:
     """Life two (from a paused stop, still paused) resumes r through the API at 12:10 but the copy write fails
     (the paused copy stays); r runs 12:15 ... 13:00; the server dies at 13:05 and restarts at 14:05 with the file
     unchanged. Expected: the downtime's slots are missed and 14:00 is caught up (catch_up 1d), as for any
-    enabled schedule. Actual: resumed_while_stopped, next fire 14:15, no catch-up."""
+    enabled schedule. Was (b8fc685): resumed_while_stopped, next fire 14:15, no catch-up; fixed: the runner takes
+    the copy's evidence only while the journal has no slot after the copy was loaded (r ran 12:15 ... 13:00)."""
     _first_life(tmp_path, clock, {"r.yaml": text()})
     two = _next(tmp_path, clock)
     two.start(deferred=True)
@@ -569,10 +567,9 @@ def test_a_resume_whose_copy_was_not_written_still_catches_up_a_later_downtime(t
     three.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="Runner.apply's docstring (b8fc685) says seed_from_journal=False is for a "
-                   "schedule 'deleted and created again under this id' while stopped too, but the reconciler only "
-                   "passes it for a paused copy: the time the schedule did not exist in a running server is "
-                   "recorded as run_missed")
+@pytest.mark.xfail(strict=True, reason="known gap: a schedule deleted in a running server (schedule_removed, its "
+                   "copy removed) and created again while stopped is seeded from the journal: the time it did not "
+                   "exist in a running server is recorded as run_missed (the index does not keep schedule_removed)")
 def test_a_schedule_deleted_in_a_running_server_and_created_again_while_stopped(tmp_path: Path,
                                                                                 clock: FakeClock) -> None:
     """Life one runs r at 09:00, r's file is deleted at 09:05 (schedule_removed, copy removed), the server runs

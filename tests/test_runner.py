@@ -738,26 +738,32 @@ def test_unknown_holiday_region_runs_instead_of_never(tmp_path, rec, caplog):
 
 
 @pytest.mark.parametrize("deferred", [False, True], ids=["apply", "defer_seeding + seed"])
-def test_a_schedule_applied_without_journal_seeding_fires_from_now(tmp_path, rec, deferred):
-    """seed_from_journal=False (the reconciler knows it was paused when the last server stopped): no journal
-    query, no catch-up and no run_missed for the slots since its last one; the next fire comes after now."""
+def test_a_schedule_paused_at_the_last_stop_and_resumed_since_fires_from_now(tmp_path, rec, deferred):
+    """paused_since (the reconciler's evidence: the version that ran at the last stop was paused, loaded then):
+    without a slot after it, no catch-up and no run_missed for the slots since the last one, next fire after now;
+    with a slot after it (the evidence lags a resume that did run), the journal decides as for any schedule."""
     clock = FakeClock(utc(2026, 5, 1, 8, 0))
     sched = make_schedule({"type": "minutes", "every": 15}, catch_up="1h")
     _previous_life(tmp_path, rec, clock, "c", sched, utc(2026, 5, 1, 9, 0))
+    second = make_runner(tmp_path, clock, rec)  # d ran at 11:00 in a later life
+    clock.set(utc(2026, 5, 1, 10, 59, 59))
+    second.apply("d", sched, "h2")
+    clock.set(utc(2026, 5, 1, 11, 0))
+    second.run_once()
+    wait_idle(second)
+    second.stop(0)
     clock.set(utc(2026, 5, 1, 12, 5))
     runner = make_runner(tmp_path, clock, rec)
-    queried: list[str] = []
-    real_last_slot = runner.journal.last_slot
-    runner.journal.last_slot = lambda sid: queried.append(sid) or real_last_slot(sid)
     if deferred:
         runner.defer_seeding()
-    runner.apply("c", sched, "h", seed_from_journal=False)
-    runner.apply("d", sched, "h2")  # the others still look into the journal
+    runner.apply("c", sched, "h", paused_since=utc(2026, 5, 1, 9, 5))  # paused 09:05, nothing ran since
+    runner.apply("d", sched, "h2", paused_since=utc(2026, 5, 1, 9, 5))  # ran at 11:00: the copy lags a resume
     if deferred:
         runner.seed()
-    assert queried == ["d"]
     assert runner.status("c")["next_fire"] == utc(2026, 5, 1, 12, 15) and runner.status("c")["last_slot"] is None
+    assert runner.status("d")["last_slot"] == utc(2026, 5, 1, 11, 0)
     runner.run_once()
     wait_idle(runner)
-    assert [r["schedule"] for r in started(runner.journal)] == ["c"]  # the previous life's run only
-    assert events(runner.journal, "run_missed") == []
+    assert [(r["schedule"], r["trigger"]) for r in started(runner.journal)] == [
+        ("c", "scheduled"), ("d", "scheduled"), ("d", "catch_up")]
+    assert [m["schedule"] for m in events(runner.journal, "run_missed")] == ["d"] * 3  # 11:15, 11:30, 11:45

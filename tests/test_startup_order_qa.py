@@ -531,13 +531,13 @@ def test_a_schedule_resumed_in_its_file_while_stopped_fires_from_now(settings: S
     restart): no run_missed, no catch-up burst for the paused time, schedule_loaded says so, next fire after now.
     An enabled schedule edited while stopped (e) still catches up its downtime."""
     folder = settings.schedules_dir
-    was = datetime.now(UTC) - timedelta(days=1)
-    _keep_last_good(settings, "r", ALIVE_EVERY_15.format(name="R", extra="enabled: false\n"), was)
-    _keep_last_good(settings, "e", ALIVE_EVERY_15.format(name="E", extra=""), was)
+    slot = _previous_life(settings, "r", slots_ago=4)
+    _previous_life(settings, "e", slots_ago=4)
+    paused_at = slot + timedelta(minutes=5)  # r paused after its last run (the copy is that version, loaded then)
+    _keep_last_good(settings, "r", ALIVE_EVERY_15.format(name="R", extra="enabled: false\n"), paused_at)
+    _keep_last_good(settings, "e", ALIVE_EVERY_15.format(name="E", extra=""), paused_at)
     (folder / "r.yaml").write_text(ALIVE_EVERY_15.format(name="R", extra="enabled: true\n"))
     (folder / "e.yaml").write_text(ALIVE_EVERY_15.format(name="E", extra="description: edited while stopped\n"))
-    _previous_life(settings, "r", slots_ago=4)
-    _previous_life(settings, "e", slots_ago=4)
     before = len(_all_events(settings.journal_path))
     started = datetime.now(UTC)
 

@@ -406,10 +406,10 @@ class Reconciler:
         common = {"schedule": sid, "file": str(result.file), "content_hash": result.content_hash}
         extra: dict[str, Any] = {}
         if previous is None or running_hash != result.content_hash:
-            seed = True
+            paused_since = None
             if state is None:  # first seen by this process: was it paused when the last server stopped?
-                seed, extra = self._seed_from_journal(sid, result)
-            self.runner.apply(sid, schedule, result.content_hash, seed_from_journal=seed)
+                paused_since, extra = self._paused_at_last_stop(sid, result)
+            self.runner.apply(sid, schedule, result.content_hash, paused_since=paused_since)
             loaded_at = now
         if result.data:
             # First seen by this process (a start): a copy of these bytes says since when they run, as a restart
@@ -464,29 +464,26 @@ class Reconciler:
             log.warning("schedule %s: %s is invalid and not run%s: %s", sid, result.file,
                         " (its last good version cannot run either)" if refused else "", first.text())
 
-    def _seed_from_journal(self, sid: str, result: LoadResult) -> tuple[bool, dict[str, Any]]:
-        """Whether the runner should look for fires of ``sid`` missed since its last slot in the journal (SPEC 3.3),
-        for a valid file this process sees for the first time, and what ``schedule_loaded`` adds about it.
-
-        No when its last good copy (the version that ran when the previous server stopped) is paused
-        (``enabled: false``) and the file is enabled: it was resumed while no server ran, and a resumed schedule
-        fires from now and records no missed fires (SPEC 3.3; ``resumed_while_stopped``). Yes otherwise: the same
-        bytes as the copy (nothing read), an edit of an enabled version, or no copy at all (a data dir from before
-        the copies, a copy lost to a crash: the journal alone decides, so that no catch-up is lost)."""
+    def _paused_at_last_stop(self, sid: str, result: LoadResult) -> tuple[datetime | None, dict[str, Any]]:
+        """For a valid file this process sees for the first time: since when the version that ran when the previous
+        server stopped was paused (its last good copy's ``loaded_at``), when that copy is paused and the file is
+        enabled, i.e. it was resumed while no server ran; else None. The runner then fires it from now unless the
+        journal recorded a slot after that instant (a copy that lags a resume: :meth:`Runner.apply`), and
+        ``schedule_loaded`` says ``resumed_while_stopped``. The copy is read only when its bytes differ from the
+        file's and the file is enabled; no copy, or one that cannot be read: None (the journal decides, so that no
+        catch-up is lost)."""
         copy = self.last_good.get(sid)
         if copy is None or copy.content_hash == result.content_hash:
-            return True, {}
+            return None, {}
         if result.schedule is None or not result.schedule.enabled:
-            return True, {}  # (not registered while paused; a later resume fires from now anyway)
+            return None, {}  # (not registered while paused; a later resume fires from now anyway)
         try:
             ran = load_schedule_text(self.last_good.read(copy), Path(result.file).name).schedule
         except (OSError, ValueError):
-            return True, {}
+            return None, {}
         if ran is None or ran.enabled:
-            return True, {}
-        log.info("schedule %s: paused when the last server stopped and resumed in its file since; next fire from "
-                 "now, no missed fires (SPEC 3.3)", sid)
-        return False, {"resumed_while_stopped": True}
+            return None, {}
+        return copy.loaded_at, {"resumed_while_stopped": True}
 
     def _restore(self, sid: str, result: LoadResult, changes: list[Change]) -> ScheduleState | None:
         """Hand the persisted last good version of ``sid`` to the runner (``schedule_loaded``) and return its

@@ -231,7 +231,7 @@ class Runner:
         self._lock = threading.RLock()
         self._states: dict[str, _ScheduleState] = {}
         self._seen: set[str] = set()  # schedules this process has known (journal seeding only on first sight)
-        self._from_now: set[str] = set()  # first seen while seeding waits, with seed_from_journal=False
+        self._paused_since: dict[str, datetime] = {}  # first seen while seeding waits, with paused_since
         self._unseeded: dict[str, _ScheduleState] | None = None  # first seen while seeding waits (defer_seeding)
         self._active: dict[str, RunHandle] = {}
         self._queued: dict[str, RunRequest] = {}
@@ -255,16 +255,18 @@ class Runner:
 
     # ------------------------------------------------------------------------------------------ schedules
     def apply(self, schedule_id: str, schedule: "Schedule", content_hash: str,
-              seed_from_journal: bool = True) -> None:
+              paused_since: datetime | None = None) -> None:
         """Add or replace a schedule. The same ``content_hash`` again is a no-op (its next fire does not move).
 
         A replaced schedule's active run finishes with the old definition; the next fire of the new one is
         computed after ``max(now, last handled slot)``. A schedule this process sees for the first time is
         seeded from ``journal.last_slot`` so fires missed while the server was down are found (catch-up and
-        ``run_missed``, SPEC 3.3), unless ``seed_from_journal`` is False: the caller knows it did not run, enabled,
-        when the previous server stopped (paused then, or deleted and created again under this id), so its next
-        fire is computed from now, with no missed fires (SPEC 3.3: a paused schedule records none, and resumes
-        from now). Paused (``enabled: false``) and manual schedules are kept but not registered.
+        ``run_missed``, SPEC 3.3). ``paused_since`` (aware UTC): the caller's evidence that the version that ran
+        when the previous server stopped was paused, loaded at that instant (its last good copy); when the journal
+        has no slot after it, the schedule stayed paused until that stop and was resumed while no server ran, so
+        its next fire is computed from now with no missed fires (SPEC 3.3: a paused schedule records none and
+        resumes from now). A slot after it means the evidence lags (a copy not written): the journal decides.
+        Paused (``enabled: false``) and manual schedules are kept but not registered.
         After :meth:`defer_seeding`, a schedule first seen is kept unseeded and unregistered until :meth:`seed`.
         """
         zone = schedule.zone(self.settings.default_timezone)
@@ -280,16 +282,16 @@ class Runner:
                                                                        None)
                     self._seen.add(schedule_id)
                     unseeded[schedule_id] = state
-                    if not seed_from_journal:
-                        self._from_now.add(schedule_id)
+                    if paused_since is not None:
+                        self._paused_since[schedule_id] = paused_since
                 else:
                     state.schedule, state.content_hash, state.zone = schedule, content_hash, zone
                 return
             now = self._clock()
             if state is None:
                 seeded = None
-                if schedule_id not in self._seen and seed_from_journal:
-                    seeded = self._journal_last_slot(schedule_id)
+                if schedule_id not in self._seen:
+                    seeded = self._seeded(schedule_id, paused_since)
                 state = _ScheduleState(schedule_id, schedule, content_hash, zone, seeded)
                 self._states[schedule_id] = state
                 after = seeded if seeded is not None else now
@@ -313,16 +315,16 @@ class Runner:
     def seed(self) -> None:
         """End :meth:`defer_seeding`: each schedule :meth:`apply` took meanwhile (and still holds) is seeded from
         ``journal.last_slot`` and registered, as :meth:`apply` does for a schedule it sees for the first time;
-        one without a journal record (or applied with ``seed_from_journal=False``) fires after now (the time of
-        this call). Idempotent."""
+        one without a journal record (or resumed while stopped, see ``paused_since`` of :meth:`apply`) fires after
+        now (the time of this call). Idempotent."""
         with self._lock:
             pending, self._unseeded = self._unseeded or {}, None
-            from_now, self._from_now = self._from_now, set()
+            paused, self._paused_since = self._paused_since, {}
             now = self._clock()
             for schedule_id, state in pending.items():
                 if self._states.get(schedule_id) is not state:
                     continue  # removed meanwhile
-                state.last_slot = None if schedule_id in from_now else self._journal_last_slot(schedule_id)
+                state.last_slot = self._seeded(schedule_id, paused.get(schedule_id))
                 if state.schedule.enabled and state.schedule.timing.type != "manual":
                     self._register(state, state.last_slot if state.last_slot is not None else now)
         self._wake.set()
@@ -357,6 +359,16 @@ class Runner:
         if state.job is not None:
             self._scheduler.cancel_job(state.job)
             state.job = None
+
+    def _seeded(self, schedule_id: str, paused_since: datetime | None) -> datetime | None:
+        """The journal's last slot of a schedule seen for the first time, or None (fires from now) when it was
+        resumed while stopped: ``paused_since`` given and no slot recorded after it (see :meth:`apply`)."""
+        slot = self._journal_last_slot(schedule_id)
+        if paused_since is not None and (slot is None or slot <= paused_since):
+            log.info("schedule %s: paused when the last server stopped (since %s) and resumed since; next fire "
+                     "from now, no missed fires (SPEC 3.3)", schedule_id, paused_since.isoformat())
+            return None
+        return slot
 
     def _journal_last_slot(self, schedule_id: str) -> datetime | None:
         try:
