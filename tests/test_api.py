@@ -455,6 +455,7 @@ def test_body_limit_413(tmp_path):
             r = client.post("/api/v1/validate", content="x" * 5000,
                             headers={**READ, "Content-Type": "application/yaml"})
             assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"
+            assert r.json()["title"] == "Request body too large" and "detail" not in r.json()  # no phrase again
     finally:
         close_env(env)
 
@@ -649,6 +650,7 @@ def test_openapi_documents_timings_and_task_params_as_discriminated_unions(clien
     put = doc["paths"]["/api/v1/schedules/{schedule_id}"]["put"]
     assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Schedule"
     assert {"412", "422", "428"} <= set(put["responses"])
+    assert "401" in doc["paths"]["/api/v1/metrics"]["get"]["responses"]  # needs a read token
     assert doc["paths"]["/api/v1/healthz"]["get"]["security"] == []
     assert client.get("/schema").status_code == 200  # interactive docs
 

@@ -143,7 +143,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         status = exc.status_code
         slug = _HTTP_SLUGS.get(status, f"http-{status}")
         title = {413: "Request body too large"}.get(status, _title_for(status))
-        detail = exc.detail if exc.detail and exc.detail.lower() != title.lower() else None  # ("Not Found")
+        # no detail that only repeats the title or the status phrase ("Not Found", "Request Entity Too Large")
+        detail = exc.detail if exc.detail and exc.detail.lower() not in (title.lower(), _phrase(status)) else None
         extra: dict[str, Any] = {}
         if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
             extra["errors"] = [{"path": str(e.get("key", "")), "line": 0, "column": 0, "code": "E400",
@@ -151,6 +152,16 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return problem_response(status, title, detail, slug, instance, exc.headers or None, **extra)
     log.exception("unhandled error on %s %s", request.method, instance)
     return problem_response(500, "Internal server error", "see the server log", "internal", instance)
+
+
+def _phrase(status: int) -> str:
+    """The status's reason phrase in lower case ("" for a status unknown to http.HTTPStatus)."""
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase.lower()
+    except ValueError:
+        return ""
 
 
 def _title_for(status: int) -> str:

@@ -8,7 +8,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from zmi_reconciler.api.metrics import CONTENT_TYPE
 from zmi_reconciler.api.models import Health, Readiness
 from zmi_reconciler.api.problems import PROBLEM_MEDIA_TYPE, Problem, Unavailable
-from zmi_reconciler.api.controllers import Service
+from zmi_reconciler.api.controllers import Service, problems
 
 
 class HealthController(Controller):
@@ -30,6 +30,6 @@ class HealthController(Controller):
         return Readiness(status="ready", schedules=len(service._states()))
 
     @get("/metrics", operation_id="metrics", summary="Prometheus text exposition (read token)",
-         media_type=CONTENT_TYPE, sync_to_thread=True)
+         media_type=CONTENT_TYPE, sync_to_thread=True, responses={401: problems()[401]})
     def metrics(self, service: Service) -> bytes:
         return service.metrics.render()
