@@ -635,13 +635,7 @@ class Journal:
         for sid, days in side.groups.items():
             days.sort(key=_DAY)
             schedule(sid).runs.extend(chain.from_iterable(map(_GROUP, days)))
-        intern = sys.intern  # (the receiver keeps the ids as decoded: interned once here, not once per file)
-        for sid, slot in side.last_slots.items():
-            entry = schedule(intern(sid))
-            entry.last_slot = _max(entry.last_slot, slot)
-        for sid, finished in side.successes.items():
-            entry = schedule(intern(sid))
-            entry.last_success = _max(entry.last_success, finished)
+        self._take_maxima(side.last_slots, side.successes)  # (ids as decoded: interned once, not once per file)
         for state, one in zip(states, built):
             entry = one.entry
             state.offset = entry.offset
@@ -801,6 +795,17 @@ class Journal:
         log.warning("journal: index cache %s has version %s, not %d; reading %s in full",
                     path, version, _CACHE_VERSION, state.path)
 
+    def _take_maxima(self, last_slots: dict[str, datetime], successes: dict[str, datetime]) -> None:
+        """Fold per-schedule latest slots and latest successes (schedule id -> aware UTC) into the index: each
+        schedule keeps the later of its own and the given one; ids are interned (one string object per id)."""
+        schedule, intern = self._schedule, sys.intern
+        for sid, slot in last_slots.items():
+            entry = schedule(intern(sid))
+            entry.last_slot = _max(entry.last_slot, slot)
+        for sid, finished in successes.items():
+            entry = schedule(intern(sid))
+            entry.last_success = _max(entry.last_success, finished)
+
     def _replay(self, state: _FileState, entry: _IndexCache, shared: bool = False) -> None:
         """Apply a cache entry of ``state``'s file to the index (as reading its first ``offset`` bytes would).
         ``shared``: its runs hold the interned schedule ids already (:func:`_share_schedule_ids`)."""
@@ -818,12 +823,7 @@ class Journal:
                     run.schedule = sid
             schedule(sid).runs.extend(group)
         runs.update(zip(map(_RUN_ID, starts), starts))
-        for sid, slot in entry.last_slots.items():
-            sched = schedule(intern(sid))
-            sched.last_slot = _max(sched.last_slot, slot)
-        for sid, finished in entry.successes.items():
-            sched = schedule(intern(sid))
-            sched.last_success = _max(sched.last_success, finished)
+        self._take_maxima(entry.last_slots, entry.successes)
         orphans = state.orphans
         orphans.update(entry.orphans)
         for more in entry.more:
