@@ -215,13 +215,12 @@ class ScheduleService:
             status = status.model_copy(update={"degraded": True, "errors": [error_from_finding(f) for f in refused]})
         running = getattr(state, "schedule", None)
         running_hash = getattr(state, "content_hash", None) if running is not None else None
-        etag = etag_for(data)
-        if spec is not None and running_hash == etag.strip('"'):  # the file runs as written: the same document
+        if spec is not None and running_hash == result.content_hash:  # the file runs as written: the same document
             running_spec: dict[str, Any] | None = spec
         else:  # a degraded file: the version that runs, as parsed (durations in seconds)
             running_spec = (running.model_dump(mode="json", by_alias=True, exclude_unset=True)
                             if running is not None else None)
-        return ScheduleDetail(id=schedule_id, file=file_name, etag=etag, spec=spec,
+        return ScheduleDetail(id=schedule_id, file=file_name, etag=etag_for(data), spec=spec,
                               source=data.decode("utf-8", errors="replace"), status=status,
                               running_spec=running_spec,
                               running_content_hash=getattr(state, "content_hash", None) if running else None,
