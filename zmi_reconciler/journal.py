@@ -17,7 +17,8 @@ the index cache in ``<journal_dir>/.index/`` plus what the files gained since; a
 them with a forked second process, see :class:`_ColdBuild`) and keeps it up
 to date on every append and before every query (it re-reads from the last known offset of the newest files, so
 lines appended by another process show up; the cost when nothing changed is a ``stat``). Only run-level lines
-(``run_*`` events) are decoded to build the index; task lines (the bulk) are not looked at. Per run the index keeps a
+(``run_*`` events) are decoded to build the index; task lines (the bulk) are not looked at. Runs that come from a
+cache entry or a second builder stay encoded per schedule and day until a query needs them. Per run the index keeps a
 small summary plus the positions (day, byte offset) of its run-level lines; task results and logs are loaded from
 disk on demand by :meth:`Journal.get_run`, which reads the lines naming the run from its ``run_started`` to its
 last run-level line (to the end of the journal while it runs). Invalid lines are skipped with a warning naming
@@ -75,7 +76,8 @@ _OFFSET_MASK = (1 << _OFFSET_BITS) - 1
 _READ_CHUNK = 16 << 20  # a typical day file in one read: no copy of a chunk onto the previous one's tail
 _INDEX_KEYS = frozenset({"ts", "event", "schedule", "run_id", "pid"})
 _CACHE_DIR = ".index"
-_CACHE_VERSION = 3  # 3: runs as index entries grouped by schedule; 2: run-level positions; 1: every line
+_CACHE_VERSION = 4  # 4: runs per schedule as separate arrays, with run ids; 3: runs as index entries grouped by
+# schedule; 2: run-level positions; 1: every line
 _CACHE_SUFFIX = ".idx"
 _TAIL_BYTES = 64
 
@@ -214,7 +216,8 @@ class _Run(msgspec.Struct, array_like=True, gc=False, eq=False):
     position of the event that ended it (``finish_pos``, None while running). ``pid`` is the writer of
     ``run_started`` (only consulted while the run is ``running``).
 
-    A msgspec struct so that the index cache decodes runs straight into index entries (see :class:`_IndexCache`);
+    A msgspec struct so that the index cache decodes runs straight into index entries (see :class:`_IndexCache`;
+    they stay encoded until a query needs them, see :class:`_ScheduleIndex`);
     ``gc=False`` (an entry holds no reference cycle) and ``positions`` a tuple of ints, which the collector stops
     tracking: a server's hundreds of thousands of runs add nothing to a garbage collection (fire lag, SPEC 10)."""
 
@@ -252,10 +255,16 @@ _MS = timedelta(milliseconds=1)
 
 
 class _ScheduleIndex:
-    __slots__ = ("runs", "last_slot", "last_success")
+    """One schedule's part of the index: ``runs`` (decoded index entries, in file order: by their first
+    position), ``pending`` (groups of its runs still encoded as they came from a cache entry or a second
+    builder: day ordinal, the msgpack array of the runs of that day, their number; oldest day first, decoded
+    by :meth:`Journal._materialize` when a query needs them), the latest slot and success (aware UTC)."""
+
+    __slots__ = ("runs", "pending", "last_slot", "last_success")
 
     def __init__(self) -> None:
         self.runs: list[_Run] = []
+        self.pending: list[tuple[int, msgspec.Raw, int]] = []
         self.last_slot: datetime | None = None
         self.last_success: datetime | None = None
 
@@ -269,11 +278,14 @@ class _FileState:
     :class:`_Built`); ``uncacheable``
     is set when the file's lines cannot be replayed from a cache entry exactly (a run started twice, ended
     twice, or a line of a run before its ``run_started``); such a file is read in full at every open.
-    ``saved``: ``offset`` as of the cache entry on disk (-1: none, -2: not known yet).
+    ``saved``: ``offset`` as of the cache entry on disk (-1: none, -2: not known yet). ``lazy``: the entry this
+    file's runs were replayed from while their groups may still be pending (:class:`_ScheduleIndex`), for
+    :meth:`Journal._materialize_day`; ``lazy_exact``: that entry is what :meth:`Journal._derive` would write
+    for the file's first ``lazy.offset`` bytes (a second builder's entry of a file without lines of earlier runs).
     """
 
     __slots__ = ("day", "path", "name", "offset", "lines", "torn_warned", "slots", "orphans", "orphan_lines",
-                 "uncacheable", "saved")
+                 "uncacheable", "saved", "lazy", "lazy_exact")
 
     def __init__(self, day: date, path: Path) -> None:
         self.day = day
@@ -287,6 +299,8 @@ class _FileState:
         self.orphan_lines: list[tuple[int, _Head]] = []
         self.uncacheable = False
         self.saved = -2  # unknown: an entry may be on disk
+        self.lazy: _LazyCache | None = None
+        self.lazy_exact = False
 
 
 class _CachedMore(msgspec.Struct, array_like=True, gc=False):
@@ -300,19 +314,8 @@ class _CachedMore(msgspec.Struct, array_like=True, gc=False):
     positions: tuple[int, ...]
 
 
-class _IndexCache(msgspec.Struct, array_like=True, gc=False):
-    """Cache entry ``<journal_dir>/.index/<day>.idx`` (msgpack): what the index takes from one day file's
-    first ``offset`` bytes, valid while the file is the same (``ino``, ``size``, ``mtime_ns``) or only grew
-    (same ``ino``, larger), and the ``tail`` bytes before ``offset`` are unchanged (:meth:`Journal._describes`);
-    then only the rest is read.
-
-    ``starts``: the runs started in the file, decoded straight into index entries, grouped by schedule
-    (``groups``: schedule id and number of runs, in the order of ``starts``; file order within a group), with
-    their positions in this file and their end only when it is in this file. ``more``: runs started in an
-    earlier file. ``last_slots``/``successes``: per schedule the latest slot (scheduled or catch-up start) and
-    the latest ``succeeded`` end among ``starts``. ``slots``: per schedule the latest ``run_skipped``/
-    ``run_missed`` slot of the file. Replaying entries oldest file first (:meth:`Journal._replay`) gives the same
-    index as reading the lines."""
+class _CacheHead(msgspec.Struct, array_like=True, gc=False):
+    """Cache entry ``<journal_dir>/.index/<day>.idx`` (msgpack) without its runs (see :class:`_IndexCache`)."""
 
     version: int
     ino: int
@@ -321,8 +324,8 @@ class _IndexCache(msgspec.Struct, array_like=True, gc=False):
     offset: int
     lines: int
     tail: bytes
-    groups: list[tuple[str, int]]
-    starts: list[_Run]
+    groups: list[tuple[str, int, bool]]
+    ids: list[str]
     more: list[_CachedMore]
     last_slots: dict[str, datetime]
     successes: dict[str, datetime]
@@ -330,13 +333,41 @@ class _IndexCache(msgspec.Struct, array_like=True, gc=False):
     orphans: list[str]
 
 
+class _IndexCache(_CacheHead):
+    """Cache entry ``<journal_dir>/.index/<day>.idx`` (msgpack): what the index takes from one day file's
+    first ``offset`` bytes, valid while the file is the same (``ino``, ``size``, ``mtime_ns``) or only grew
+    (same ``ino``, larger), and the ``tail`` bytes before ``offset`` are unchanged (:meth:`Journal._describes`);
+    then only the rest is read.
+
+    ``starts``: the runs started in the file as index entries, one array per schedule (``groups``: schedule id,
+    number of runs and whether one of them did not end in this file, in the order of ``starts``; file order
+    within a group), with their positions in this file and their end only when it is in this file; ``ids``: their
+    run ids, group after group (so that an index can take the runs without decoding them, see
+    :class:`_ScheduleIndex`). ``more``: runs started in an earlier file. ``last_slots``/``successes``:
+    per schedule the latest slot (scheduled or catch-up start) and the latest ``succeeded`` end among
+    ``starts``. ``slots``: per schedule the latest ``run_skipped``/``run_missed`` slot of the file. Replaying
+    entries oldest file first (:meth:`Journal._replay`) gives the same index as reading the lines."""
+
+    starts: list[list[_Run]]
+
+
+class _LazyCache(_CacheHead):
+    """:class:`_IndexCache` as the index reads it: each group of runs left encoded (``msgspec.Raw``, a view
+    of the bytes read) until a query needs it; written back as it is."""
+
+    starts: list[msgspec.Raw]
+
+
 _CACHE_ENCODER = msgspec.msgpack.Encoder()
 assert len(_IndexCache.__struct_fields__) < 16  # a msgpack fixarray: the entry starts with these two bytes
+assert _IndexCache.__struct_fields__ == _LazyCache.__struct_fields__
 _CACHE_HEADER = bytes((0x90 | len(_IndexCache.__struct_fields__), _CACHE_VERSION))
 _RUN_ID = attrgetter("run_id")
+_FINISH_POS = attrgetter("finish_pos")
 _DAY = itemgetter(0)
-_GROUP = itemgetter(1)
-_CACHE_DECODER = msgspec.msgpack.Decoder(_IndexCache)
+_CACHE_DECODER = msgspec.msgpack.Decoder(_LazyCache)
+_RUNS_DECODER = msgspec.msgpack.Decoder(list[_Run])
+_FIRST_POSITION = attrgetter("positions")  # (a tuple of ints compares by its first: run starts never share one)
 
 
 class Journal:
@@ -415,7 +446,8 @@ class Journal:
     def _empty_index(self) -> None:
         self._files: dict[int, _FileState] = {}  # day ordinal -> state
         self._ordinals: list[int] = []  # sorted keys of _files
-        self._runs: dict[str, _Run] = {}
+        self._runs: dict[str, _Run] = {}  # decoded runs by id
+        self._pending: set[str] = set()  # ids of the runs still encoded (_ScheduleIndex.pending)
         self._schedules: dict[str, _ScheduleIndex] = {}
 
     # ------------------------------------------------------------------ writing
@@ -592,7 +624,7 @@ class Journal:
         if self._save_at_open:
             self.save_index()
 
-    def _read_all(self, states: list[_FileState], entries: list[_IndexCache | None],
+    def _read_all(self, states: list[_FileState], entries: list[_LazyCache | None],
                   build: _ColdBuild | None) -> None:
         for number, (state, entry) in enumerate(zip(states, entries)):
             if entry is not None:
@@ -605,7 +637,7 @@ class Journal:
                     self._replay_built(state, built)
             self._read_new(state)
 
-    def _merge_side(self, build: _ColdBuild, states: list[_FileState], entries: list[_IndexCache | None]) -> bool:
+    def _merge_side(self, build: _ColdBuild, states: list[_FileState], entries: list[_LazyCache | None]) -> bool:
         """Where the open meets the second builder: take all it built for ``states`` (the rest of the files, in
         order) at once, as replaying its entries one by one would (:meth:`_replay_built`), and read what the files
         gained since. False, with nothing changed, unless every one of them is the child's with an entry that fits
@@ -616,7 +648,7 @@ class Journal:
             return False
         if sorted(side.built) != [state.day.toordinal() for state in states]:  # (a file it read is gone, ...)
             return False
-        built: list[_Built] = []
+        built: list[_Received] = []
         for number, state in enumerate(states):
             one = side.built.get(state.day.toordinal())
             if one is None or one.entry is None or not self._describes(state, one.entry):
@@ -624,17 +656,17 @@ class Journal:
             if number < len(states) - 1 and os.stat(state.name).st_size != one.entry.size:
                 return False  # an older file that grew: its new lines go before the newer files' (read in order)
             built.append(one)
-        if not side.runs.keys().isdisjoint(self._runs.keys()):
+        if not side.ids.isdisjoint(self._runs.keys()) or not side.ids.isdisjoint(self._pending):
             return False
-        if len(side.runs) > len(self._runs):  # insert the smaller into the larger (the order of _runs is free)
-            side.runs.update(self._runs)
-            self._runs = side.runs
+        if len(side.ids) > len(self._pending):  # insert the smaller into the larger
+            side.ids |= self._pending
+            self._pending = side.ids
         else:
-            self._runs.update(side.runs)
+            self._pending |= side.ids
         schedule = self._schedule
         for sid, days in side.groups.items():
             days.sort(key=_DAY)
-            schedule(sid).runs.extend(chain.from_iterable(map(_GROUP, days)))
+            schedule(sid).pending += days
         self._take_maxima(side.last_slots, side.successes)  # (ids as decoded: interned once, not once per file)
         for state, one in zip(states, built):
             entry = one.entry
@@ -642,10 +674,15 @@ class Journal:
             state.saved = -2  # not on disk yet
             state.lines = entry.lines
             state.slots = {sys.intern(sid): slot for sid, slot in entry.slots.items()}
+            state.lazy, state.lazy_exact = entry, not one.orphan_lines
+            day = state.day.toordinal()
+            for sid, _, running in entry.groups:  # (a later line may end them: decoded, see _replay)
+                if running:
+                    self._materialize(sid, day=day)
         for state, one in zip(states, built):  # their lines of runs of earlier files, in file order
             day = state.day.toordinal()
             for pos, head in one.orphan_lines:
-                run = self._runs.get(head.run_id)  # type: ignore[arg-type]
+                run = self._run(head.run_id)  # type: ignore[arg-type]
                 if run is not None and run.positions[0] >> _OFFSET_BITS > day:  # started in a later file:
                     state.orphans.add(head.run_id)  # type: ignore[arg-type]  # unknown when this line was written
                     continue
@@ -655,7 +692,7 @@ class Journal:
         return True
 
     def _start_cold_build(self, states: list[_FileState],
-                          entries: list[_IndexCache | None]) -> _ColdBuild | None:
+                          entries: list[_LazyCache | None]) -> _ColdBuild | None:
         """Fork a process that shares the reading of the files without a valid entry (see :class:`_ColdBuild`);
         None when that does not pay (see :func:`_plan_cold_build`) or the fork fails."""
         if not self.parallel_build:
@@ -700,19 +737,21 @@ class Journal:
         days = _plan_cold_build(ordinals, sizes, cls.PARALLEL_BUILD_BYTES)
         return _ColdBuild.start(directory, days) if days else None
 
-    def _fits(self, built: _Built) -> bool:
+    def _fits(self, built: _Received) -> bool:
         """Whether an entry built apart from this index (by :class:`_ColdBuild`, which read the file alone)
         replays as reading the file now would: it starts no run id this index knows already (a restarted run
         id; its lines of runs started earlier come with it, see :meth:`_replay_built`)."""
-        return self._runs.keys().isdisjoint(map(_RUN_ID, built.entry.starts))  # type: ignore[union-attr]
+        ids = built.entry.ids  # type: ignore[union-attr]
+        return self._runs.keys().isdisjoint(ids) and self._pending.isdisjoint(ids)
 
-    def _replay_built(self, state: _FileState, built: _Built) -> None:
+    def _replay_built(self, state: _FileState, built: _Received) -> None:
         """Replay a second builder's entry: the entry, then its lines of runs it did not see start (runs of
         earlier files, or runs whose start is gone) as reading them would take them (:meth:`_index`)."""
         entry = built.entry
         entry.orphans = []  # orphans only of the file read alone: the lines say what they are here
         self._replay(state, entry, shared=built.shared)
         state.saved = -2  # not on disk yet
+        state.lazy_exact = not built.orphan_lines
         for pos, head in built.orphan_lines:
             self._apply_orphan_line(state, pos, head)
 
@@ -732,7 +771,7 @@ class Journal:
     def _cache_path(self, state: _FileState) -> Path:
         return self._cache_dir / f"{state.day.isoformat()}{_CACHE_SUFFIX}"
 
-    def _cache_entry(self, state: _FileState) -> _IndexCache | None:
+    def _cache_entry(self, state: _FileState) -> _LazyCache | None:
         """The cache entry of ``state``'s file if it still describes the file's first ``offset`` bytes."""
         path = self._cache_path(state)
         try:
@@ -765,7 +804,7 @@ class Journal:
         return entry if self._describes(state, entry) else None
 
     @staticmethod
-    def _describes(state: _FileState, entry: _IndexCache) -> bool:
+    def _describes(state: _FileState, entry: _CacheHead) -> bool:
         """Whether ``entry`` still describes the first ``entry.offset`` bytes of ``state``'s file: the same inode,
         not smaller, unchanged or only appended to (append-only), and the ``tail`` bytes before the offset the
         same (a file rewritten in place with the same size and time would otherwise pass)."""
@@ -806,28 +845,45 @@ class Journal:
             entry = schedule(intern(sid))
             entry.last_success = _max(entry.last_success, finished)
 
-    def _replay(self, state: _FileState, entry: _IndexCache, shared: bool = False) -> None:
+    def _replay(self, state: _FileState, entry: _LazyCache, shared: bool = False) -> None:
         """Apply a cache entry of ``state``'s file to the index (as reading its first ``offset`` bytes would).
-        ``shared``: its runs hold the interned schedule ids already (:func:`_share_schedule_ids`)."""
+        ``shared``: its group ids are interned already (:func:`_share_schedule_ids`).
+
+        Its runs stay encoded (pending, see :class:`_ScheduleIndex`) unless one of their ids is in the index
+        already (a run id started again: then they are decoded and replace the older run by id, as reading the
+        lines would); groups with a run that did not end in the file are decoded at once (a later line may end
+        it; :meth:`_orphaned_runs` looks at decoded runs only)."""
+        ids = entry.ids
         runs = self._runs
+        pending = self._pending
         schedule = self._schedule
-        starts = entry.starts
+        day = state.day.toordinal()
         intern = sys.intern
-        i = 0
-        for sid, count in entry.groups:
-            sid = intern(sid)
-            group = starts[i:i + count]
-            i += count
-            if not shared:
+        sids = [group[0] for group in entry.groups] if shared else [intern(group[0]) for group in entry.groups]
+        if runs.keys().isdisjoint(ids) and pending.isdisjoint(ids):
+            for sid, raw, group in zip(sids, entry.starts, entry.groups):
+                schedule(sid).pending.append((day, raw, group[1]))
+            pending.update(ids)
+            state.lazy, state.lazy_exact = entry, True
+            for sid, (_, _, running) in zip(sids, entry.groups):
+                if running:
+                    self._materialize(sid, day=day)
+        else:
+            state.lazy = None
+            for run_id in ids:  # the older runs of those ids first, so that the newer replace them by id
+                if run_id in pending:
+                    self._run(run_id)
+            for sid, raw in zip(sids, entry.starts):
+                group = _RUNS_DECODER.decode(raw)
                 for run in group:  # one string object per schedule id, as reading the lines gives (memory)
                     run.schedule = sid
-            schedule(sid).runs.extend(group)
-        runs.update(zip(map(_RUN_ID, starts), starts))
+                schedule(sid).runs.extend(group)
+                runs.update(zip(map(_RUN_ID, group), group))
         self._take_maxima(entry.last_slots, entry.successes)
         orphans = state.orphans
         orphans.update(entry.orphans)
         for more in entry.more:
-            run = runs.get(more.run_id)  # type: ignore[assignment]
+            run = self._run(more.run_id)  # type: ignore[assignment]
             if run is None:  # its run_started was in a file deleted since
                 orphans.add(more.run_id)
                 continue
@@ -846,6 +902,67 @@ class Journal:
             sched.last_slot = _max(sched.last_slot, slot)
         state.offset = state.saved = entry.offset
         state.lines = entry.lines
+
+    def _run(self, run_id: str) -> _Run | None:
+        """The index entry of ``run_id``, or None. When it is pending (:class:`_ScheduleIndex`), the schedule its
+        id names (``<schedule>@...``, as the runner writes them) is decoded, and every schedule when that is
+        not the one."""
+        run = self._runs.get(run_id)
+        if run is None and run_id in self._pending:
+            self._materialize(run_id.partition("@")[0])
+            run = self._runs.get(run_id)
+            if run is None:  # an id of another form (hand-written lines)
+                for sid in [sid for sid, entry in self._schedules.items() if entry.pending]:
+                    self._materialize(sid)
+                run = self._runs.get(run_id)
+        return run
+
+    def _materialize(self, schedule_id: str, day: int | None = None, newest: bool = False,
+                     before: int | None = None) -> None:
+        """Decode pending runs of ``schedule_id`` (see :class:`_ScheduleIndex`) into the index: all of them, or
+        only those of ``day`` (ordinal), of days ``before`` an ordinal, or the newest day's (``newest``)."""
+        entry = self._schedules.get(schedule_id)
+        if entry is None or not entry.pending:
+            return
+        pending = entry.pending
+        if newest:
+            take, keep = pending[-1:], pending[:-1]
+        elif day is not None:
+            take = [group for group in pending if group[0] == day]
+            keep = [group for group in pending if group[0] != day]
+        elif before is not None:
+            take = [group for group in pending if group[0] < before]
+            keep = [group for group in pending if group[0] >= before]
+        else:
+            take, keep = pending, []
+        if not take:
+            return
+        entry.pending = keep
+        decoded: list[_Run] = []
+        for _, raw, _ in take:  # (oldest day first: in file order)
+            decoded += _RUNS_DECODER.decode(raw)
+        runs = self._runs
+        unpend = self._pending.discard
+        for run in decoded:
+            run.schedule = schedule_id  # one string object per schedule id (memory)
+            unpend(run.run_id)
+            runs[run.run_id] = run
+        if not decoded:
+            return
+        have = entry.runs
+        if not have or decoded[0].positions > have[-1].positions:
+            have += decoded
+        else:
+            entry.runs = sorted(have + decoded, key=_FIRST_POSITION)
+
+    def _materialize_day(self, state: _FileState) -> None:
+        """Decode every pending run of ``state``'s file (before its cache entry is derived from the index)."""
+        entry = state.lazy
+        if entry is None:
+            return
+        day = state.day.toordinal()
+        for sid, _, _ in entry.groups:
+            self._materialize(sys.intern(sid), day=day)
 
     def save_index(self) -> int:
         """Write the cache entry of every file whose index grew since its entry was written (atomically: temp
@@ -869,7 +986,16 @@ class Journal:
             if not todo:
                 return 0
             written = 0
-            derived = self._derive(todo)
+            as_read: list[tuple[_FileState, _CacheHead]] = []
+            derive: list[_FileState] = []
+            for state in todo:
+                lazy = state.lazy
+                if lazy is not None and state.lazy_exact and lazy.offset == state.offset:
+                    as_read.append((state, lazy))  # written as it came, its runs still encoded
+                else:
+                    self._materialize_day(state)
+                    derive.append(state)
+            derived = as_read + (self._derive(derive) if derive else [])
             for state in todo:
                 if state.uncacheable and state.saved != -1:  # found by _derive (a status the format lacks)
                     _unlink(self._cache_path(state))
@@ -890,8 +1016,9 @@ class Journal:
                 written += 1
             return written
 
-    def _derive(self, states: list[_FileState]) -> list[tuple[_FileState, _IndexCache]]:
-        """Cache entries for ``states`` (cacheable files) from the in-memory index."""
+    def _derive(self, states: list[_FileState]) -> list[tuple[_FileState, _CacheHead]]:
+        """Cache entries for ``states`` (cacheable files whose runs are decoded: :meth:`_materialize_day`) from
+        the in-memory index."""
         wanted = {state.day.toordinal(): state for state in states}
         low = min(wanted)
         starts: dict[int, dict[str, list[_Run]]] = {o: {} for o in wanted}
@@ -944,31 +1071,7 @@ class Journal:
             if described is None:
                 continue
             st, tail = described
-            groups: list[tuple[str, int]] = []
-            rows: list[_Run] = []
-            last_slots: dict[str, datetime] = {}
-            successes: dict[str, datetime] = {}
-            for sid, group in starts[ordinal].items():
-                # In file order already: self._runs holds runs in the order they were indexed, and a replay
-                # indexes a file's runs grouped by schedule, each group in file order, before anything later.
-                groups.append((sid, len(group)))
-                rows += group
-                slot = finished = None
-                for run in group:
-                    when = run.scheduled_for
-                    if when is not None and run.trigger in slot_triggers and (slot is None or when > slot):
-                        slot = when
-                    if run.status == "succeeded" and run.finish_pos is not None:
-                        when = run.finished_at
-                        if finished is None or when > finished:  # type: ignore[operator]
-                            finished = when
-                if slot is not None:
-                    last_slots[sid] = slot
-                if finished is not None:
-                    successes[sid] = finished
-            out.append((state, _IndexCache(
-                _CACHE_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, state.offset, state.lines, tail,
-                groups, rows, mores[ordinal], last_slots, successes, dict(state.slots), sorted(state.orphans))))
+            out.append((state, _entry_of(state, st, tail, starts[ordinal], mores[ordinal])))
         return out
 
     def _entry_alone(self, state: _FileState) -> _IndexCache | None:
@@ -977,27 +1080,18 @@ class Journal:
         ``last_slots`` holds each schedule's ``last_slot`` with its skipped and missed slots (``slots`` has
         those too: a replay takes the maximum of both). None when a run has a status or trigger the cache format
         does not know, or the file changed meanwhile (the parent reads it then)."""
-        groups: list[tuple[str, int]] = []
-        rows: list[_Run] = []
-        last_slots: dict[str, datetime] = {}
-        successes: dict[str, datetime] = {}
-        for sid, entry in self._schedules.items():
-            if entry.runs:
-                groups.append((sid, len(entry.runs)))
-                rows += entry.runs
-            if entry.last_slot is not None:
-                last_slots[sid] = entry.last_slot
-            if entry.last_success is not None:
-                successes[sid] = entry.last_success
+        runs = {sid: entry.runs for sid, entry in self._schedules.items() if entry.runs}
         statuses, triggers = _CACHEABLE_STATUSES, _CACHEABLE_TRIGGERS
-        if not all(run.status in statuses and run.trigger in triggers for run in rows):
+        if not all(run.status in statuses and run.trigger in triggers for run in chain.from_iterable(runs.values())):
             return None
         described = _described(state)
         if described is None:
             return None
         st, tail = described
-        return _IndexCache(_CACHE_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, state.offset, state.lines, tail,
-                           groups, rows, [], last_slots, successes, dict(state.slots), sorted(state.orphans))
+        last_slots = {sid: entry.last_slot for sid, entry in self._schedules.items() if entry.last_slot is not None}
+        successes = {sid: entry.last_success for sid, entry in self._schedules.items()
+                     if entry.last_success is not None}
+        return _entry_of(state, st, tail, runs, [], (last_slots, successes))
 
     def _sweep_cache(self) -> None:
         """Delete cache entries whose day file is gone, and temp files of crashed writers (older than 1 h)."""
@@ -1082,6 +1176,7 @@ class Journal:
         index = self._index
         runs = self._runs
         runs_get = runs.get
+        pending = self._pending
         schedules = self._schedules
         schedule = self._schedule
         orphans = state.orphans
@@ -1112,7 +1207,8 @@ class Journal:
                             if entry.last_success is None or finished_at > entry.last_success:
                                 entry.last_success = finished_at
                         continue
-                elif event == "run_started" and run_id and run_id not in runs and run_id not in orphans:
+                elif (event == "run_started" and run_id and run_id not in runs and run_id not in orphans
+                      and run_id not in pending):
                     slot = head.scheduled_for
                     if slot is not None and slot.tzinfo is not utc:
                         slot = as_utc(slot)
@@ -1234,7 +1330,7 @@ class Journal:
         event = head.event
         if event == "run_started" and head.run_id:
             run = _Run.from_head(head, pos)
-            old = self._runs.get(run.run_id)
+            old = self._run(run.run_id)
             if old is not None or run.run_id in state.orphans:  # cannot be replayed per file: see _FileState
                 state.uncacheable = True
                 if old is not None:  # every file with a line of the replaced run
@@ -1256,7 +1352,7 @@ class Journal:
             return
         if not head.run_id:
             return
-        run = self._runs.get(head.run_id)
+        run = self._run(head.run_id)
         if run is None:
             state.orphans.add(head.run_id)
             head.pid = _pid(head.pid)  # (the line travels from a second builder: msgpack takes 64 bits)
@@ -1324,6 +1420,7 @@ class Journal:
             entry = self._schedules.get(schedule_id)
             if entry is None:
                 return []
+            self._materialize(schedule_id)
             skip = (page - 1) * per_page
             if wanted is None:
                 end = len(entry.runs) - skip
@@ -1348,7 +1445,8 @@ class Journal:
             if entry is None:
                 return 0
             if wanted is None:
-                return len(entry.runs)
+                return len(entry.runs) + sum(count for _, _, count in entry.pending)
+            self._materialize(schedule_id)
             return sum(1 for run in entry.runs if run.status in wanted)
 
     def last_run(self, schedule_id: str, details: bool = False) -> dict[str, Any] | None:
@@ -1357,9 +1455,15 @@ class Journal:
         with self._lock:
             self.refresh()
             entry = self._schedules.get(schedule_id)
-            if entry is None or not entry.runs:
+            if entry is None:
                 return None
-            run = entry.runs[-1]
+            runs, pending = entry.runs, entry.pending
+            if pending and (not runs or runs[-1].positions[0] >> _OFFSET_BITS < pending[-1][0]):
+                self._materialize(schedule_id, newest=True)  # the newest run is the last of that day's
+                runs = entry.runs
+            if not runs:
+                return None
+            run = runs[-1]
             return self._details(run) if details else run.summary()
 
     def active_elsewhere(self, schedule_id: str, lookback: int = 16) -> dict[str, Any] | None:
@@ -1375,6 +1479,7 @@ class Journal:
             entry = self._schedules.get(schedule_id)
             if entry is None:
                 return None
+            self._materialize(schedule_id)
             for run in reversed(entry.runs[-lookback:]):
                 if run.status == RUNNING and run.pid is not None and run.pid != me and _pid_alive(run.pid):
                     out = run.summary()
@@ -1396,7 +1501,7 @@ class Journal:
         """
         with self._lock:
             self.refresh()
-            run = self._runs.get(run_id)
+            run = self._run(run_id)
             return None if run is None else self._details(run)
 
     def last_slot(self, schedule_id: str) -> datetime | None:
@@ -1552,7 +1657,7 @@ class Journal:
             running = sorted((run for run in self._runs.values() if run.status == RUNNING),
                              key=lambda run: run.positions[0])
         else:
-            running = [run for run in map(self._runs.get, run_ids) if run is not None and run.status == RUNNING]
+            running = [run for run in map(self._run, run_ids) if run is not None and run.status == RUNNING]
         return [run for run in running if not (run.pid is not None and run.pid != me and _pid_alive(run.pid))]
 
     def close_interrupted(self, run_ids: Iterable[str] | None = None) -> list[str]:
@@ -1600,85 +1705,130 @@ class Journal:
                 except FileNotFoundError:
                     continue
                 deleted.append(state.path)
-            if deleted or any(run.positions[0] >> _OFFSET_BITS < cutoff for run in self._runs.values()):
+            if deleted or any(run.positions[0] >> _OFFSET_BITS < cutoff for run in self._runs.values()) or any(
+                    entry.pending and entry.pending[0][0] < cutoff for entry in self._schedules.values()):
                 self._drop_runs_before(cutoff)
         for path in deleted:
             log.info("journal: retention deleted %s", path)
         return deleted
 
     def _drop_runs_before(self, cutoff: int) -> None:
+        for sid, entry in self._schedules.items():  # (decoded to drop them: their ids must go too)
+            if entry.pending and entry.pending[0][0] < cutoff:
+                self._materialize(sid, before=cutoff)
         self._runs = {rid: run for rid, run in self._runs.items() if run.positions[0] >> _OFFSET_BITS >= cutoff}
         for entry in self._schedules.values():
             entry.runs = [run for run in entry.runs if run.positions[0] >> _OFFSET_BITS >= cutoff]
 
 
+def _entry_of(state: _FileState, st: os.stat_result, tail: bytes, runs: dict[str, list[_Run]],
+              more: list[_CachedMore], maxima: tuple[dict[str, datetime], dict[str, datetime]] | None = None
+              ) -> _IndexCache:
+    """The cache entry of ``state``'s file (``st`` and ``tail`` from :func:`_described`): ``runs`` the runs
+    started in it per schedule id (their positions in it; sorted here into file order), ``more`` the runs of
+    earlier files; ``maxima``: the latest slot and success per schedule when the caller has them (else taken
+    from ``runs``)."""
+    groups: list[tuple[str, int, bool]] = []
+    ids: list[str] = []
+    starts: list[list[_Run]] = []
+    for sid, group in runs.items():
+        group.sort(key=_FIRST_POSITION)  # (in order already, unless decoded after a later run was indexed)
+        groups.append((sid, len(group), None in map(_FINISH_POS, group)))
+        starts.append(group)
+        ids += map(_RUN_ID, group)
+    if maxima is None:
+        last_slots: dict[str, datetime] = {}
+        successes: dict[str, datetime] = {}
+        slot_triggers = SLOT_TRIGGERS
+        for sid, group in runs.items():
+            slot = finished = None
+            for run in group:
+                when = run.scheduled_for
+                if when is not None and run.trigger in slot_triggers and (slot is None or when > slot):
+                    slot = when
+                if run.status == "succeeded" and run.finish_pos is not None:
+                    when = run.finished_at
+                    if finished is None or when > finished:  # type: ignore[operator]
+                        finished = when
+            if slot is not None:
+                last_slots[sid] = slot
+            if finished is not None:
+                successes[sid] = finished
+    else:
+        last_slots, successes = maxima
+    return _IndexCache(_CACHE_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, state.offset, state.lines, tail,
+                       groups, ids, more, last_slots, successes, dict(state.slots), sorted(state.orphans),
+                       starts)
+
+
 class _Built(msgspec.Struct, array_like=True, gc=False):
     """What a second builder sends per file: the day (ordinal), its cache entry when the file could be cached
     (None: the parent reads it itself) and the lines of runs it did not see start (position and head, in file
-    order; :meth:`Journal._replay_built`). ``day`` 0 ends the stream."""
+    order; :meth:`Journal._replay_built`). ``day`` 0 ends the stream. The parent reads it as :class:`_Received`."""
 
     day: int
     entry: _IndexCache | None = None
     orphan_lines: list[tuple[int, _Head]] = []
-    #: Set by the parent on receipt (:func:`_share_schedule_ids`), never sent: the runs hold interned ids.
+    shared: bool = False  # (never set by the sender: see _Received)
+
+
+class _Received(msgspec.Struct, array_like=True, gc=False):
+    """:class:`_Built` as the parent decodes it: the entry's runs left encoded (:class:`_LazyCache`)."""
+
+    day: int
+    entry: _LazyCache | None = None
+    orphan_lines: list[tuple[int, _Head]] = []
+    #: Set by the parent on receipt (:func:`_share_schedule_ids`): the entry's group ids are interned.
     shared: bool = False
 
 
-def _share_schedule_ids(built: _Built) -> None:
-    """Prepare a received entry for a quick replay, while the parent waits for the child anyway: its runs get
+def _share_schedule_ids(built: _Received) -> None:
+    """Prepare a received entry for a quick replay, while the parent waits for the child anyway: its groups get
     the interned schedule ids (one string object per id, as reading the lines gives)."""
     entry = built.entry
     if entry is None:
         return
-    starts = entry.starts
     intern = sys.intern
-    i = 0
-    for sid, count in entry.groups:
-        sid = intern(sid)
-        for run in starts[i:i + count]:
-            run.schedule = sid
-        i += count
+    entry.groups = [(intern(sid), count, running) for sid, count, running in entry.groups]
     built.shared = True
 
 
 _BUILT_ENCODER = msgspec.msgpack.Encoder()
-_BUILT_DECODER = msgspec.msgpack.Decoder(_Built)
+_BUILT_DECODER = msgspec.msgpack.Decoder(_Received)
 
 
 class _Side:
     """A second builder's entries merged as they arrive (by its receiver thread, while the open reads its own
     files), so that the open can take them all at once where the two meet (:meth:`Journal._merge_side`) instead of
-    replaying entry by entry: the runs by id, per schedule the runs of each day, the latest slot and success per
-    schedule. ``clash``: a run id started in two of its files (then the entries are replayed one by one)."""
+    replaying entry by entry: the run ids, per schedule its runs of each day (still encoded), the
+    latest slot and success per schedule. ``clash``: a run id started in two of its files (then the entries are
+    replayed one by one)."""
 
     def __init__(self) -> None:
-        self.built: dict[int, _Built] = {}  # by day
-        self.runs: dict[str, _Run] = {}
-        self.groups: dict[str, list[tuple[int, list[_Run]]]] = {}
+        self.built: dict[int, _Received] = {}  # by day
+        self.ids: set[str] = set()
+        self.groups: dict[str, list[tuple[int, msgspec.Raw, int]]] = {}
         self.last_slots: dict[str, datetime] = {}
         self.successes: dict[str, datetime] = {}
         self.clash = False
 
-    def add(self, built: _Built) -> None:
+    def add(self, built: _Received) -> None:
         self.built[built.day] = built
         entry = built.entry
         if entry is None:
             return
-        starts = entry.starts
-        before = len(self.runs)
-        self.runs.update(zip(map(_RUN_ID, starts), starts))
-        self.clash = self.clash or len(self.runs) != before + len(starts)
+        ids = self.ids
+        before = len(ids)
+        ids.update(entry.ids)
+        self.clash = self.clash or len(ids) != before + len(entry.ids)
         groups = self.groups
-        i = 0
-        for sid, count in entry.groups:
-            group = starts[i:i + count]
-            i += count
-            sid = group[0].schedule if group else sid  # (interned already: _share_schedule_ids)
+        day = built.day
+        for (sid, count, _), raw in zip(entry.groups, entry.starts):  # (ids interned: _share_schedule_ids)
             days = groups.get(sid)
             if days is None:
-                groups[sid] = [(built.day, group)]
+                groups[sid] = [(day, raw, count)]
             else:
-                days.append((built.day, group))
+                days.append((day, raw, count))
         for maxima, values in ((self.last_slots, entry.last_slots), (self.last_slots, entry.slots),
                                (self.successes, entry.successes)):
             get = maxima.get
@@ -1715,7 +1865,7 @@ class _ColdBuild:
         #: Shared [next day number of the parent, one past the child's next]: taken under its lock.
         self._bounds = bounds
         self._cond = threading.Condition()
-        self._built: dict[int, _Built] = {}  # by day, as received (the receiver thread adds, the open takes)
+        self._built: dict[int, _Received] = {}  # by day, as received (the receiver thread adds, the open takes)
         self._ended = False  # no more entries come: all sent, the child failed, or it was stopped
         self._stopped = False  # cancel() was called
         self._failure: BaseException | None = None  # why the stream ended early (logged once)
@@ -1801,7 +1951,7 @@ class _ColdBuild:
             complete = self._ended and self._complete and not self._stopped
         return self._side if complete else None
 
-    def entry(self, ordinal: int) -> _Built | None:
+    def entry(self, ordinal: int) -> _Received | None:
         """What the child sent for day ``ordinal`` (waits for it), or None: the file could not be cached, the
         child failed, or it sent nothing for :attr:`TIMEOUT` seconds (then it is stopped)."""
         started = time.monotonic()
