@@ -278,14 +278,15 @@ class _FileState:
     :class:`_Built`); ``uncacheable``
     is set when the file's lines cannot be replayed from a cache entry exactly (a run started twice, ended
     twice, or a line of a run before its ``run_started``); such a file is read in full at every open.
-    ``saved``: ``offset`` as of the cache entry on disk (-1: none, -2: not known yet). ``lazy``: the entry this
-    file's runs were replayed from while their groups may still be pending (:class:`_ScheduleIndex`), for
-    :meth:`Journal._materialize_day`; ``lazy_exact``: that entry is what :meth:`Journal._derive` would write
-    for the file's first ``lazy.offset`` bytes (a second builder's entry of a file without lines of earlier runs).
+    ``saved``: ``offset`` as of the cache entry on disk (-1: none, -2: not known yet). ``pending``: the schedule
+    ids whose runs of this file may still be encoded (:class:`_ScheduleIndex`; for
+    :meth:`Journal._materialize_day`). ``lazy``: a second builder's entry not written yet that is what
+    :meth:`Journal._derive` would write for the file's first ``lazy.offset`` bytes (a file without lines of runs of
+    earlier files), written as it came.
     """
 
     __slots__ = ("day", "path", "name", "offset", "lines", "torn_warned", "slots", "orphans", "orphan_lines",
-                 "uncacheable", "saved", "lazy", "lazy_exact")
+                 "uncacheable", "saved", "pending", "lazy")
 
     def __init__(self, day: date, path: Path) -> None:
         self.day = day
@@ -299,8 +300,8 @@ class _FileState:
         self.orphan_lines: list[tuple[int, _Head]] = []
         self.uncacheable = False
         self.saved = -2  # unknown: an entry may be on disk
+        self.pending: list[str] = []
         self.lazy: _LazyCache | None = None
-        self.lazy_exact = False
 
 
 class _CachedMore(msgspec.Struct, array_like=True, gc=False):
@@ -674,7 +675,8 @@ class Journal:
             state.saved = -2  # not on disk yet
             state.lines = entry.lines
             state.slots = {sys.intern(sid): slot for sid, slot in entry.slots.items()}
-            state.lazy, state.lazy_exact = entry, not one.orphan_lines
+            state.pending = [group[0] for group in entry.groups]
+            state.lazy = None if one.orphan_lines else entry
             day = state.day.toordinal()
             for sid, _, running in entry.groups:  # (a later line may end them: decoded, see _replay)
                 if running:
@@ -751,7 +753,7 @@ class Journal:
         entry.orphans = []  # orphans only of the file read alone: the lines say what they are here
         self._replay(state, entry, shared=built.shared)
         state.saved = -2  # not on disk yet
-        state.lazy_exact = not built.orphan_lines
+        state.lazy = None if built.orphan_lines or not state.pending else entry
         for pos, head in built.orphan_lines:
             self._apply_orphan_line(state, pos, head)
 
@@ -864,12 +866,11 @@ class Journal:
             for sid, raw, group in zip(sids, entry.starts, entry.groups):
                 schedule(sid).pending.append((day, raw, group[1]))
             pending.update(ids)
-            state.lazy, state.lazy_exact = entry, True
+            state.pending = sids
             for sid, (_, _, running) in zip(sids, entry.groups):
                 if running:
                     self._materialize(sid, day=day)
         else:
-            state.lazy = None
             for run_id in ids:  # the older runs of those ids first, so that the newer replace them by id
                 if run_id in pending:
                     self._run(run_id)
@@ -957,12 +958,10 @@ class Journal:
 
     def _materialize_day(self, state: _FileState) -> None:
         """Decode every pending run of ``state``'s file (before its cache entry is derived from the index)."""
-        entry = state.lazy
-        if entry is None:
-            return
         day = state.day.toordinal()
-        for sid, _, _ in entry.groups:
-            self._materialize(sys.intern(sid), day=day)
+        for sid in state.pending:
+            self._materialize(sid, day=day)
+        state.pending = []
 
     def save_index(self) -> int:
         """Write the cache entry of every file whose index grew since its entry was written (atomically: temp
@@ -989,8 +988,8 @@ class Journal:
             as_read: list[tuple[_FileState, _CacheHead]] = []
             derive: list[_FileState] = []
             for state in todo:
-                lazy = state.lazy
-                if lazy is not None and state.lazy_exact and lazy.offset == state.offset:
+                lazy, state.lazy = state.lazy, None
+                if lazy is not None and lazy.offset == state.offset:
                     as_read.append((state, lazy))  # written as it came, its runs still encoded
                 else:
                     self._materialize_day(state)
