@@ -41,6 +41,7 @@ import signal
 import sys
 import threading
 import time
+import zlib
 from itertools import accumulate, chain
 from operator import attrgetter, itemgetter
 from collections.abc import Callable, Iterable, Iterator
@@ -280,7 +281,7 @@ class _FileState:
     twice, or a line of a run before its ``run_started``); such a file is read in full at every open.
     ``saved``: ``offset`` as of the cache entry on disk (-1: none, -2: not known yet). ``pending``: the schedule
     ids whose runs of this file may still be encoded (:class:`_ScheduleIndex`; for
-    :meth:`Journal._materialize_day`). ``lazy``: a second builder's entry not written yet that is what
+    :meth:`Journal._materialize_day`). ``lazy``: a second builder's entry, not written yet, that is what
     :meth:`Journal._derive` would write for the file's first ``lazy.offset`` bytes (a file without lines of runs of
     earlier files), written as it came.
     """
@@ -301,7 +302,7 @@ class _FileState:
         self.uncacheable = False
         self.saved = -2  # unknown: an entry may be on disk
         self.pending: list[str] = []
-        self.lazy: _LazyCache | None = None
+        self.lazy: _IndexCache | None = None
 
 
 class _CachedMore(msgspec.Struct, array_like=True, gc=False):
@@ -315,8 +316,22 @@ class _CachedMore(msgspec.Struct, array_like=True, gc=False):
     positions: tuple[int, ...]
 
 
-class _CacheHead(msgspec.Struct, array_like=True, gc=False):
-    """Cache entry ``<journal_dir>/.index/<day>.idx`` (msgpack) without its runs (see :class:`_IndexCache`)."""
+class _IndexCache(msgspec.Struct, array_like=True, gc=False):
+    """Cache entry ``<journal_dir>/.index/<day>.idx`` (msgpack): what the index takes from one day file's
+    first ``offset`` bytes, valid while the file is the same (``ino``, ``size``, ``mtime_ns``) or only grew
+    (same ``ino``, larger), and the ``tail`` bytes before ``offset`` are unchanged (:meth:`Journal._describes`);
+    then only the rest is read.
+
+    ``starts``: the runs started in the file, one msgpack array of index entries (:class:`_Run`) per schedule,
+    kept encoded (``msgspec.Raw``) until a query needs them (see :class:`_ScheduleIndex`); ``check``: CRC-32 of
+    those arrays' bytes in order (:func:`_starts_check`: a damaged entry is read as corrupt at open, not found
+    by a query). ``groups``: schedule id, number of runs and whether one of them is ``running`` at the end of
+    this file, in the order of ``starts``; file order within a group; positions in this file, the end only
+    when it is in this file. ``ids``: the run ids, group after group (an index takes the runs without
+    decoding them). ``more``: runs started in an earlier file. ``last_slots``/``successes``: per schedule the
+    latest slot (scheduled or catch-up start) and the latest ``succeeded`` end among ``starts``. ``slots``: per
+    schedule the latest ``run_skipped``/``run_missed`` slot of the file. Replaying entries oldest file first
+    (:meth:`Journal._replay`) gives the same index as reading the lines."""
 
     version: int
     ino: int
@@ -332,41 +347,26 @@ class _CacheHead(msgspec.Struct, array_like=True, gc=False):
     successes: dict[str, datetime]
     slots: dict[str, datetime]
     orphans: list[str]
-
-
-class _IndexCache(_CacheHead):
-    """Cache entry ``<journal_dir>/.index/<day>.idx`` (msgpack): what the index takes from one day file's
-    first ``offset`` bytes, valid while the file is the same (``ino``, ``size``, ``mtime_ns``) or only grew
-    (same ``ino``, larger), and the ``tail`` bytes before ``offset`` are unchanged (:meth:`Journal._describes`);
-    then only the rest is read.
-
-    ``starts``: the runs started in the file as index entries, one array per schedule (``groups``: schedule id,
-    number of runs and whether one of them did not end in this file, in the order of ``starts``; file order
-    within a group), with their positions in this file and their end only when it is in this file; ``ids``: their
-    run ids, group after group (so that an index can take the runs without decoding them, see
-    :class:`_ScheduleIndex`). ``more``: runs started in an earlier file. ``last_slots``/``successes``:
-    per schedule the latest slot (scheduled or catch-up start) and the latest ``succeeded`` end among
-    ``starts``. ``slots``: per schedule the latest ``run_skipped``/``run_missed`` slot of the file. Replaying
-    entries oldest file first (:meth:`Journal._replay`) gives the same index as reading the lines."""
-
-    starts: list[list[_Run]]
-
-
-class _LazyCache(_CacheHead):
-    """:class:`_IndexCache` as the index reads it: each group of runs left encoded (``msgspec.Raw``, a view
-    of the bytes read) until a query needs it; written back as it is."""
-
+    check: int
     starts: list[msgspec.Raw]
 
 
+def _starts_check(starts: list[msgspec.Raw]) -> int:
+    """:attr:`_IndexCache.check` of ``starts``: CRC-32 (zlib) of the arrays' bytes, one after the other."""
+    crc = 0
+    crc32 = zlib.crc32
+    for raw in starts:
+        crc = crc32(raw, crc)
+    return crc
+
+
 _CACHE_ENCODER = msgspec.msgpack.Encoder()
-assert len(_IndexCache.__struct_fields__) < 16  # a msgpack fixarray: the entry starts with these two bytes
-assert _IndexCache.__struct_fields__ == _LazyCache.__struct_fields__
-_CACHE_HEADER = bytes((0x90 | len(_IndexCache.__struct_fields__), _CACHE_VERSION))
+assert len(_IndexCache.__struct_fields__) == 16  # a msgpack array 16: the entry starts with these four bytes
+_CACHE_HEADER = b"\xdc\x00\x10" + bytes((_CACHE_VERSION,))
 _RUN_ID = attrgetter("run_id")
-_FINISH_POS = attrgetter("finish_pos")
+_STATUS = attrgetter("status")
 _DAY = itemgetter(0)
-_CACHE_DECODER = msgspec.msgpack.Decoder(_LazyCache)
+_CACHE_DECODER = msgspec.msgpack.Decoder(_IndexCache)
 _RUNS_DECODER = msgspec.msgpack.Decoder(list[_Run])
 _FIRST_POSITION = attrgetter("positions")  # (a tuple of ints compares by its first: run starts never share one)
 
@@ -625,7 +625,7 @@ class Journal:
         if self._save_at_open:
             self.save_index()
 
-    def _read_all(self, states: list[_FileState], entries: list[_LazyCache | None],
+    def _read_all(self, states: list[_FileState], entries: list[_IndexCache | None],
                   build: _ColdBuild | None) -> None:
         for number, (state, entry) in enumerate(zip(states, entries)):
             if entry is not None:
@@ -638,7 +638,7 @@ class Journal:
                     self._replay_built(state, built)
             self._read_new(state)
 
-    def _merge_side(self, build: _ColdBuild, states: list[_FileState], entries: list[_LazyCache | None]) -> bool:
+    def _merge_side(self, build: _ColdBuild, states: list[_FileState], entries: list[_IndexCache | None]) -> bool:
         """Where the open meets the second builder: take all it built for ``states`` (the rest of the files, in
         order) at once, as replaying its entries one by one would (:meth:`_replay_built`), and read what the files
         gained since. False, with nothing changed, unless every one of them is the child's with an entry that fits
@@ -649,7 +649,7 @@ class Journal:
             return False
         if sorted(side.built) != [state.day.toordinal() for state in states]:  # (a file it read is gone, ...)
             return False
-        built: list[_Received] = []
+        built: list[_Built] = []
         for number, state in enumerate(states):
             one = side.built.get(state.day.toordinal())
             if one is None or one.entry is None or not self._describes(state, one.entry):
@@ -694,7 +694,7 @@ class Journal:
         return True
 
     def _start_cold_build(self, states: list[_FileState],
-                          entries: list[_LazyCache | None]) -> _ColdBuild | None:
+                          entries: list[_IndexCache | None]) -> _ColdBuild | None:
         """Fork a process that shares the reading of the files without a valid entry (see :class:`_ColdBuild`);
         None when that does not pay (see :func:`_plan_cold_build`) or the fork fails."""
         if not self.parallel_build:
@@ -739,14 +739,14 @@ class Journal:
         days = _plan_cold_build(ordinals, sizes, cls.PARALLEL_BUILD_BYTES)
         return _ColdBuild.start(directory, days) if days else None
 
-    def _fits(self, built: _Received) -> bool:
+    def _fits(self, built: _Built) -> bool:
         """Whether an entry built apart from this index (by :class:`_ColdBuild`, which read the file alone)
         replays as reading the file now would: it starts no run id this index knows already (a restarted run
         id; its lines of runs started earlier come with it, see :meth:`_replay_built`)."""
         ids = built.entry.ids  # type: ignore[union-attr]
         return self._runs.keys().isdisjoint(ids) and self._pending.isdisjoint(ids)
 
-    def _replay_built(self, state: _FileState, built: _Received) -> None:
+    def _replay_built(self, state: _FileState, built: _Built) -> None:
         """Replay a second builder's entry: the entry, then its lines of runs it did not see start (runs of
         earlier files, or runs whose start is gone) as reading them would take them (:meth:`_index`)."""
         entry = built.entry
@@ -773,7 +773,7 @@ class Journal:
     def _cache_path(self, state: _FileState) -> Path:
         return self._cache_dir / f"{state.day.isoformat()}{_CACHE_SUFFIX}"
 
-    def _cache_entry(self, state: _FileState) -> _LazyCache | None:
+    def _cache_entry(self, state: _FileState) -> _IndexCache | None:
         """The cache entry of ``state``'s file if it still describes the file's first ``offset`` bytes."""
         path = self._cache_path(state)
         try:
@@ -803,10 +803,14 @@ class Journal:
         if entry.version != _CACHE_VERSION:
             self._version_mismatch(path, entry.version, state)
             return None
+        if _starts_check(entry.starts) != entry.check:
+            log.warning("journal: index cache %s is corrupt (its runs fail their check); reading %s in full",
+                        path, state.path)
+            return None
         return entry if self._describes(state, entry) else None
 
     @staticmethod
-    def _describes(state: _FileState, entry: _CacheHead) -> bool:
+    def _describes(state: _FileState, entry: _IndexCache) -> bool:
         """Whether ``entry`` still describes the first ``entry.offset`` bytes of ``state``'s file: the same inode,
         not smaller, unchanged or only appended to (append-only), and the ``tail`` bytes before the offset the
         same (a file rewritten in place with the same size and time would otherwise pass)."""
@@ -847,7 +851,7 @@ class Journal:
             entry = schedule(intern(sid))
             entry.last_success = _max(entry.last_success, finished)
 
-    def _replay(self, state: _FileState, entry: _LazyCache, shared: bool = False) -> None:
+    def _replay(self, state: _FileState, entry: _IndexCache, shared: bool = False) -> None:
         """Apply a cache entry of ``state``'s file to the index (as reading its first ``offset`` bytes would).
         ``shared``: its group ids are interned already (:func:`_share_schedule_ids`).
 
@@ -938,10 +942,10 @@ class Journal:
             take, keep = pending, []
         if not take:
             return
-        entry.pending = keep
         decoded: list[_Run] = []
-        for _, raw, _ in take:  # (oldest day first: in file order)
+        for _, raw, _ in take:  # (oldest day first: in file order; all decoded before anything changes)
             decoded += _RUNS_DECODER.decode(raw)
+        entry.pending = keep
         runs = self._runs
         unpend = self._pending.discard
         for run in decoded:
@@ -985,7 +989,7 @@ class Journal:
             if not todo:
                 return 0
             written = 0
-            as_read: list[tuple[_FileState, _CacheHead]] = []
+            as_read: list[tuple[_FileState, _IndexCache]] = []
             derive: list[_FileState] = []
             for state in todo:
                 lazy, state.lazy = state.lazy, None
@@ -1015,7 +1019,7 @@ class Journal:
                 written += 1
             return written
 
-    def _derive(self, states: list[_FileState]) -> list[tuple[_FileState, _CacheHead]]:
+    def _derive(self, states: list[_FileState]) -> list[tuple[_FileState, _IndexCache]]:
         """Cache entries for ``states`` (cacheable files whose runs are decoded: :meth:`_materialize_day`) from
         the in-memory index."""
         wanted = {state.day.toordinal(): state for state in states}
@@ -1729,11 +1733,12 @@ def _entry_of(state: _FileState, st: os.stat_result, tail: bytes, runs: dict[str
     from ``runs``)."""
     groups: list[tuple[str, int, bool]] = []
     ids: list[str] = []
-    starts: list[list[_Run]] = []
+    starts: list[msgspec.Raw] = []
+    encode = _CACHE_ENCODER.encode
     for sid, group in runs.items():
         group.sort(key=_FIRST_POSITION)  # (in order already, unless decoded after a later run was indexed)
-        groups.append((sid, len(group), None in map(_FINISH_POS, group)))
-        starts.append(group)
+        groups.append((sid, len(group), RUNNING in map(_STATUS, group)))
+        starts.append(msgspec.Raw(encode(group)))
         ids += map(_RUN_ID, group)
     if maxima is None:
         last_slots: dict[str, datetime] = {}
@@ -1757,31 +1762,22 @@ def _entry_of(state: _FileState, st: os.stat_result, tail: bytes, runs: dict[str
         last_slots, successes = maxima
     return _IndexCache(_CACHE_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, state.offset, state.lines, tail,
                        groups, ids, more, last_slots, successes, dict(state.slots), sorted(state.orphans),
-                       starts)
+                       _starts_check(starts), starts)
 
 
 class _Built(msgspec.Struct, array_like=True, gc=False):
     """What a second builder sends per file: the day (ordinal), its cache entry when the file could be cached
-    (None: the parent reads it itself) and the lines of runs it did not see start (position and head, in file
-    order; :meth:`Journal._replay_built`). ``day`` 0 ends the stream. The parent reads it as :class:`_Received`."""
+    (None: the parent reads it itself; its runs stay encoded in the parent too) and the lines of runs it did not
+    see start (position and head, in file order; :meth:`Journal._replay_built`). ``day`` 0 ends the stream."""
 
     day: int
     entry: _IndexCache | None = None
     orphan_lines: list[tuple[int, _Head]] = []
-    shared: bool = False  # (never set by the sender: see _Received)
-
-
-class _Received(msgspec.Struct, array_like=True, gc=False):
-    """:class:`_Built` as the parent decodes it: the entry's runs left encoded (:class:`_LazyCache`)."""
-
-    day: int
-    entry: _LazyCache | None = None
-    orphan_lines: list[tuple[int, _Head]] = []
-    #: Set by the parent on receipt (:func:`_share_schedule_ids`): the entry's group ids are interned.
+    #: Set by the parent on receipt (:func:`_share_schedule_ids`), never sent: the entry's group ids are interned.
     shared: bool = False
 
 
-def _share_schedule_ids(built: _Received) -> None:
+def _share_schedule_ids(built: _Built) -> None:
     """Prepare a received entry for a quick replay, while the parent waits for the child anyway: its groups get
     the interned schedule ids (one string object per id, as reading the lines gives)."""
     entry = built.entry
@@ -1793,7 +1789,7 @@ def _share_schedule_ids(built: _Received) -> None:
 
 
 _BUILT_ENCODER = msgspec.msgpack.Encoder()
-_BUILT_DECODER = msgspec.msgpack.Decoder(_Received)
+_BUILT_DECODER = msgspec.msgpack.Decoder(_Built)
 
 
 class _Side:
@@ -1804,14 +1800,14 @@ class _Side:
     replayed one by one)."""
 
     def __init__(self) -> None:
-        self.built: dict[int, _Received] = {}  # by day
+        self.built: dict[int, _Built] = {}  # by day
         self.ids: set[str] = set()
         self.groups: dict[str, list[tuple[int, msgspec.Raw, int]]] = {}
         self.last_slots: dict[str, datetime] = {}
         self.successes: dict[str, datetime] = {}
         self.clash = False
 
-    def add(self, built: _Received) -> None:
+    def add(self, built: _Built) -> None:
         self.built[built.day] = built
         entry = built.entry
         if entry is None:
@@ -1864,7 +1860,7 @@ class _ColdBuild:
         #: Shared [next day number of the parent, one past the child's next]: taken under its lock.
         self._bounds = bounds
         self._cond = threading.Condition()
-        self._built: dict[int, _Received] = {}  # by day, as received (the receiver thread adds, the open takes)
+        self._built: dict[int, _Built] = {}  # by day, as received (the receiver thread adds, the open takes)
         self._ended = False  # no more entries come: all sent, the child failed, or it was stopped
         self._stopped = False  # cancel() was called
         self._failure: BaseException | None = None  # why the stream ended early (logged once)
@@ -1950,7 +1946,7 @@ class _ColdBuild:
             complete = self._ended and self._complete and not self._stopped
         return self._side if complete else None
 
-    def entry(self, ordinal: int) -> _Received | None:
+    def entry(self, ordinal: int) -> _Built | None:
         """What the child sent for day ``ordinal`` (waits for it), or None: the file could not be cached, the
         child failed, or it sent nothing for :attr:`TIMEOUT` seconds (then it is stopped)."""
         started = time.monotonic()
