@@ -316,7 +316,7 @@ class _CachedMore(msgspec.Struct, array_like=True, gc=False):
     positions: tuple[int, ...]
 
 
-class _IndexCache(msgspec.Struct, array_like=True, gc=False):
+class _CacheFields(msgspec.Struct, array_like=True, gc=False):
     """Cache entry ``<journal_dir>/.index/<day>.idx`` (msgpack): what the index takes from one day file's
     first ``offset`` bytes, valid while the file is the same (``ino``, ``size``, ``mtime_ns``) or only grew
     (same ``ino``, larger), and the ``tail`` bytes before ``offset`` are unchanged (:meth:`Journal._describes`);
@@ -348,7 +348,19 @@ class _IndexCache(msgspec.Struct, array_like=True, gc=False):
     slots: dict[str, datetime]
     orphans: list[str]
     check: int
+
+
+class _IndexCache(_CacheFields):
+    """:class:`_CacheFields` as the index reads and writes it: the groups of runs encoded."""
+
     starts: list[msgspec.Raw]
+
+
+class _BuiltCache(_CacheFields):
+    """:class:`_CacheFields` as a second builder sends it: the groups of runs as index entries, encoded in one
+    go (``check`` 0: the parent computes it when it writes the entry, see :meth:`Journal.save_index`)."""
+
+    starts: list[list[_Run]]
 
 
 def _starts_check(starts: list[msgspec.Raw]) -> int:
@@ -362,9 +374,11 @@ def _starts_check(starts: list[msgspec.Raw]) -> int:
 
 _CACHE_ENCODER = msgspec.msgpack.Encoder()
 assert len(_IndexCache.__struct_fields__) == 16  # a msgpack array 16: the entry starts with these four bytes
+assert _IndexCache.__struct_fields__ == _BuiltCache.__struct_fields__
 _CACHE_HEADER = b"\xdc\x00\x10" + bytes((_CACHE_VERSION,))
 _RUN_ID = attrgetter("run_id")
 _STATUS = attrgetter("status")
+_TRIGGER = attrgetter("trigger")
 _DAY = itemgetter(0)
 _CACHE_DECODER = msgspec.msgpack.Decoder(_IndexCache)
 _RUNS_DECODER = msgspec.msgpack.Decoder(list[_Run])
@@ -649,7 +663,7 @@ class Journal:
             return False
         if sorted(side.built) != [state.day.toordinal() for state in states]:  # (a file it read is gone, ...)
             return False
-        built: list[_Built] = []
+        built: list[_Received] = []
         for number, state in enumerate(states):
             one = side.built.get(state.day.toordinal())
             if one is None or one.entry is None or not self._describes(state, one.entry):
@@ -739,14 +753,14 @@ class Journal:
         days = _plan_cold_build(ordinals, sizes, cls.PARALLEL_BUILD_BYTES)
         return _ColdBuild.start(directory, days) if days else None
 
-    def _fits(self, built: _Built) -> bool:
+    def _fits(self, built: _Received) -> bool:
         """Whether an entry built apart from this index (by :class:`_ColdBuild`, which read the file alone)
         replays as reading the file now would: it starts no run id this index knows already (a restarted run
         id; its lines of runs started earlier come with it, see :meth:`_replay_built`)."""
         ids = built.entry.ids  # type: ignore[union-attr]
         return self._runs.keys().isdisjoint(ids) and self._pending.isdisjoint(ids)
 
-    def _replay_built(self, state: _FileState, built: _Built) -> None:
+    def _replay_built(self, state: _FileState, built: _Received) -> None:
         """Replay a second builder's entry: the entry, then its lines of runs it did not see start (runs of
         earlier files, or runs whose start is gone) as reading them would take them (:meth:`_index`)."""
         entry = built.entry
@@ -994,6 +1008,7 @@ class Journal:
             for state in todo:
                 lazy, state.lazy = state.lazy, None
                 if lazy is not None and lazy.offset == state.offset:
+                    lazy.check = _starts_check(lazy.starts)  # (a second builder leaves it to us)
                     as_read.append((state, lazy))  # written as it came, its runs still encoded
                 else:
                     self._materialize_day(state)
@@ -1077,24 +1092,37 @@ class Journal:
             out.append((state, _entry_of(state, st, tail, starts[ordinal], mores[ordinal])))
         return out
 
-    def _entry_alone(self, state: _FileState) -> _IndexCache | None:
+    def _entry_alone(self, state: _FileState) -> _BuiltCache | None:
         """:meth:`_derive` for an index that holds ``state``'s file only (a second builder's, see
         :class:`_ColdBuild`): every run started in it, so the runs are the per-schedule lists as they are.
         ``last_slots`` holds each schedule's ``last_slot`` with its skipped and missed slots (``slots`` has
         those too: a replay takes the maximum of both). None when a run has a status or trigger the cache format
         does not know, or the file changed meanwhile (the parent reads it then)."""
-        runs = {sid: entry.runs for sid, entry in self._schedules.items() if entry.runs}
-        statuses, triggers = _CACHEABLE_STATUSES, _CACHEABLE_TRIGGERS
-        if not all(run.status in statuses and run.trigger in triggers for run in chain.from_iterable(runs.values())):
+        groups: list[tuple[str, int, bool]] = []
+        ids: list[str] = []
+        starts: list[list[_Run]] = []
+        last_slots: dict[str, datetime] = {}
+        successes: dict[str, datetime] = {}
+        for sid, entry in self._schedules.items():
+            runs = entry.runs  # (in file order: a file read alone)
+            if runs:
+                groups.append((sid, len(runs), RUNNING in map(_STATUS, runs)))
+                ids += map(_RUN_ID, runs)
+                starts.append(runs)
+            if entry.last_slot is not None:
+                last_slots[sid] = entry.last_slot
+            if entry.last_success is not None:
+                successes[sid] = entry.last_success
+        if not _CACHEABLE_STATUSES.issuperset(map(_STATUS, chain.from_iterable(starts))) or not (
+                _CACHEABLE_TRIGGERS.issuperset(map(_TRIGGER, chain.from_iterable(starts)))):
             return None
         described = _described(state)
         if described is None:
             return None
         st, tail = described
-        last_slots = {sid: entry.last_slot for sid, entry in self._schedules.items() if entry.last_slot is not None}
-        successes = {sid: entry.last_success for sid, entry in self._schedules.items()
-                     if entry.last_success is not None}
-        return _entry_of(state, st, tail, runs, [], (last_slots, successes))
+        return _BuiltCache(_CACHE_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, state.offset, state.lines, tail,
+                           groups, ids, [], last_slots, successes, dict(state.slots), sorted(state.orphans), 0,
+                           starts)
 
     def _sweep_cache(self) -> None:
         """Delete cache entries whose day file is gone, and temp files of crashed writers (older than 1 h)."""
@@ -1725,12 +1753,10 @@ class Journal:
 
 
 def _entry_of(state: _FileState, st: os.stat_result, tail: bytes, runs: dict[str, list[_Run]],
-              more: list[_CachedMore], maxima: tuple[dict[str, datetime], dict[str, datetime]] | None = None
-              ) -> _IndexCache:
+              more: list[_CachedMore]) -> _IndexCache:
     """The cache entry of ``state``'s file (``st`` and ``tail`` from :func:`_described`): ``runs`` the runs
     started in it per schedule id (their positions in it; sorted here into file order), ``more`` the runs of
-    earlier files; ``maxima``: the latest slot and success per schedule when the caller has them (else taken
-    from ``runs``)."""
+    earlier files."""
     groups: list[tuple[str, int, bool]] = []
     ids: list[str] = []
     starts: list[msgspec.Raw] = []
@@ -1740,26 +1766,23 @@ def _entry_of(state: _FileState, st: os.stat_result, tail: bytes, runs: dict[str
         groups.append((sid, len(group), RUNNING in map(_STATUS, group)))
         starts.append(msgspec.Raw(encode(group)))
         ids += map(_RUN_ID, group)
-    if maxima is None:
-        last_slots: dict[str, datetime] = {}
-        successes: dict[str, datetime] = {}
-        slot_triggers = SLOT_TRIGGERS
-        for sid, group in runs.items():
-            slot = finished = None
-            for run in group:
-                when = run.scheduled_for
-                if when is not None and run.trigger in slot_triggers and (slot is None or when > slot):
-                    slot = when
-                if run.status == "succeeded" and run.finish_pos is not None:
-                    when = run.finished_at
-                    if finished is None or when > finished:  # type: ignore[operator]
-                        finished = when
-            if slot is not None:
-                last_slots[sid] = slot
-            if finished is not None:
-                successes[sid] = finished
-    else:
-        last_slots, successes = maxima
+    last_slots: dict[str, datetime] = {}
+    successes: dict[str, datetime] = {}
+    slot_triggers = SLOT_TRIGGERS
+    for sid, group in runs.items():
+        slot = finished = None
+        for run in group:
+            when = run.scheduled_for
+            if when is not None and run.trigger in slot_triggers and (slot is None or when > slot):
+                slot = when
+            if run.status == "succeeded" and run.finish_pos is not None:
+                when = run.finished_at
+                if finished is None or when > finished:  # type: ignore[operator]
+                    finished = when
+        if slot is not None:
+            last_slots[sid] = slot
+        if finished is not None:
+            successes[sid] = finished
     return _IndexCache(_CACHE_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, state.offset, state.lines, tail,
                        groups, ids, more, last_slots, successes, dict(state.slots), sorted(state.orphans),
                        _starts_check(starts), starts)
@@ -1767,17 +1790,26 @@ def _entry_of(state: _FileState, st: os.stat_result, tail: bytes, runs: dict[str
 
 class _Built(msgspec.Struct, array_like=True, gc=False):
     """What a second builder sends per file: the day (ordinal), its cache entry when the file could be cached
-    (None: the parent reads it itself; its runs stay encoded in the parent too) and the lines of runs it did not
-    see start (position and head, in file order; :meth:`Journal._replay_built`). ``day`` 0 ends the stream."""
+    (None: the parent reads it itself) and the lines of runs it did not see start (position and head, in file
+    order; :meth:`Journal._replay_built`). ``day`` 0 ends the stream. The parent reads it as :class:`_Received`."""
+
+    day: int
+    entry: _BuiltCache | None = None
+    orphan_lines: list[tuple[int, _Head]] = []
+    shared: bool = False  # (never set by the sender: see _Received)
+
+
+class _Received(msgspec.Struct, array_like=True, gc=False):
+    """:class:`_Built` as the parent decodes it: the entry's runs left encoded (:class:`_IndexCache`)."""
 
     day: int
     entry: _IndexCache | None = None
     orphan_lines: list[tuple[int, _Head]] = []
-    #: Set by the parent on receipt (:func:`_share_schedule_ids`), never sent: the entry's group ids are interned.
+    #: Set by the parent on receipt (:func:`_share_schedule_ids`): the entry's group ids are interned.
     shared: bool = False
 
 
-def _share_schedule_ids(built: _Built) -> None:
+def _share_schedule_ids(built: _Received) -> None:
     """Prepare a received entry for a quick replay, while the parent waits for the child anyway: its groups get
     the interned schedule ids (one string object per id, as reading the lines gives)."""
     entry = built.entry
@@ -1789,7 +1821,7 @@ def _share_schedule_ids(built: _Built) -> None:
 
 
 _BUILT_ENCODER = msgspec.msgpack.Encoder()
-_BUILT_DECODER = msgspec.msgpack.Decoder(_Built)
+_BUILT_DECODER = msgspec.msgpack.Decoder(_Received)
 
 
 class _Side:
@@ -1800,14 +1832,14 @@ class _Side:
     replayed one by one)."""
 
     def __init__(self) -> None:
-        self.built: dict[int, _Built] = {}  # by day
+        self.built: dict[int, _Received] = {}  # by day
         self.ids: set[str] = set()
         self.groups: dict[str, list[tuple[int, msgspec.Raw, int]]] = {}
         self.last_slots: dict[str, datetime] = {}
         self.successes: dict[str, datetime] = {}
         self.clash = False
 
-    def add(self, built: _Built) -> None:
+    def add(self, built: _Received) -> None:
         self.built[built.day] = built
         entry = built.entry
         if entry is None:
@@ -1860,7 +1892,7 @@ class _ColdBuild:
         #: Shared [next day number of the parent, one past the child's next]: taken under its lock.
         self._bounds = bounds
         self._cond = threading.Condition()
-        self._built: dict[int, _Built] = {}  # by day, as received (the receiver thread adds, the open takes)
+        self._built: dict[int, _Received] = {}  # by day, as received (the receiver thread adds, the open takes)
         self._ended = False  # no more entries come: all sent, the child failed, or it was stopped
         self._stopped = False  # cancel() was called
         self._failure: BaseException | None = None  # why the stream ended early (logged once)
@@ -1946,7 +1978,7 @@ class _ColdBuild:
             complete = self._ended and self._complete and not self._stopped
         return self._side if complete else None
 
-    def entry(self, ordinal: int) -> _Built | None:
+    def entry(self, ordinal: int) -> _Received | None:
         """What the child sent for day ``ordinal`` (waits for it), or None: the file could not be cached, the
         child failed, or it sent nothing for :attr:`TIMEOUT` seconds (then it is stopped)."""
         started = time.monotonic()
