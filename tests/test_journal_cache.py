@@ -55,6 +55,7 @@ def answers(journal: Journal) -> dict[str, Any]:
             "last_run_details": journal.last_run(sid, details=True),
             "last_slot": journal.last_slot(sid),
             "last_success": journal.last_success(sid),
+            "running_since": journal.running_since(sid),
         }
     out["get_run"] = {rid: journal.get_run(rid) for rid in sorted(set(run_ids))}
     out["open"] = sorted((run.run_id, run.pid, run.positions[0]) for run in journal._runs.values()

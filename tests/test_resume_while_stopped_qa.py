@@ -6,7 +6,7 @@ Each server life is a real :class:`Runner`, :class:`Journal` and :class:`Reconci
 :class:`FakeClock` (``Life``); ``serve``'s start-up order (defer_seeding / hold_writes, two passes, seed) is
 replayed by ``Life.start(deferred=True)``. The schedules fire every 15 minutes on the epoch grid; the first life
 runs the 09:00 slot, pauses ``r`` at 09:05, runs the others' slots and stops at 10:00 (UTC); the next starts
-at 12:05. Defects found are strict xfails at the end of the file.
+at 12:05. Defects found are at the end of the file (fixed since).
 """
 
 from __future__ import annotations
@@ -319,7 +319,9 @@ def test_a_manual_schedule_paused_at_stop(tmp_path: Path, clock: FakeClock, case
 def test_a_damaged_or_unusable_paused_copy_leaves_the_decision_to_the_journal(tmp_path: Path, clock: FakeClock,
                                                                               damage: str) -> None:
     """As documented: a copy whose bytes do not match its name, that cannot be read or does not validate gives
-    no answer; the journal decides (catch-up from the last slot), nothing crashes, the copy is replaced."""
+    no answer; the journal decides: r was paused at 09:05 (schedule_paused) and loaded enabled again now, so it
+    fires from now with no missed fires (was, before the journal kept life events: a catch-up of 12:00 from the
+    last slot); nothing crashes, the copy is replaced."""
     _first_life(tmp_path, clock, {"r.yaml": text()})
     settings = Settings(data_dir=tmp_path / "var", schedules_dir=tmp_path / "schedules.d")
     [copy] = list(settings.last_good_path.iterdir())
@@ -338,7 +340,8 @@ def test_a_damaged_or_unusable_paused_copy_leaves_the_decision_to_the_journal(tm
     two.start()
     two.tick()
     assert "resumed_while_stopped" not in two.loaded("r")
-    assert two.slots("r")[-1] == ("catch_up", "12:00")
+    assert two.slots("r") == []
+    assert two.next_fire("r") == utc(2026, 5, 1, 12, 15)
     new = hashlib.sha256((tmp_path / "schedules.d" / "r.yaml").read_bytes()).hexdigest()
     assert [p.name.split(".")[-2] for p in settings.last_good_path.iterdir() if not p.name.startswith(".")] == [new]
     two.stop()
@@ -446,10 +449,11 @@ def test_many_schedules_read_only_the_copies_of_files_changed_and_enabled(tmp_pa
     two.stop()
 
 
-# ------------------------------------------------------------------------------------------------ bugs
-@pytest.mark.xfail(strict=True, reason="after a resume (in the file while stopped, or in process) the journal's "
-                   "last slot stays the one before the pause until the next fire; a restart before that fire seeds "
-                   "from it and records the paused time as run_missed (and may catch up a paused slot)")
+# ---------------------------------------------------------------------------- bugs (fixed, see comments)
+# Was a strict xfail until the journal index kept the schedules' life events (Journal.running_since): after a resume
+# (in the file while stopped, or in process) the journal's last slot stays the one before the pause until the next
+# fire; a restart before that fire seeds from it and records the paused time as run_missed (and may catch up a
+# paused slot)
 @pytest.mark.parametrize("resumed", ["while_stopped", "in_process"])
 def test_a_restart_before_the_first_fire_after_a_resume_records_no_missed_fires_for_the_paused_time(
         tmp_path: Path, clock: FakeClock, resumed: str) -> None:
@@ -477,10 +481,10 @@ def test_a_restart_before_the_first_fire_after_a_resume_records_no_missed_fires_
     three.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="serve's deferred seeding: a schedule paused at the first pass and resumed "
-                   "before the second (an edit while the journal is read) is seeded from the journal by seed() as "
-                   "if first seen, so its paused time is recorded run_missed and caught up; applied in the old "
-                   "order it would fire from now")
+# Was a strict xfail until the journal index kept the schedules' life events (Journal.running_since): serve's
+# deferred seeding: a schedule paused at the first pass and resumed before the second (an edit while the journal is
+# read) is seeded from the journal by seed() as if first seen, so its paused time is recorded run_missed and caught
+# up; applied in the old order it would fire from now
 @pytest.mark.parametrize("first_pass", ["paused_file", "invalid_file_paused_copy"])
 def test_a_resume_while_the_journal_is_read_at_start_fires_from_now(tmp_path: Path, clock: FakeClock,
                                                                     first_pass: str) -> None:
@@ -501,9 +505,10 @@ def test_a_resume_while_the_journal_is_read_at_start_fires_from_now(tmp_path: Pa
     two.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="the decision rests on the last good copy alone: a copy that lags the file "
-                   "(its write failed, or the server was killed before the writer thread wrote it) makes a paused "
-                   "schedule record run_missed for its paused time, although the journal says schedule_paused")
+# Was a strict xfail until the journal index kept the schedules' life events (Journal.running_since): the decision
+# rests on the last good copy alone: a copy that lags the file (its write failed, or the server was killed before
+# the writer thread wrote it) makes a paused schedule record run_missed for its paused time, although the journal
+# says schedule_paused
 @pytest.mark.parametrize("lag", ["write_failed", "killed_before_the_write"])
 def test_a_pause_whose_copy_was_not_written_records_no_missed_fires(tmp_path: Path, clock: FakeClock,
                                                                     monkeypatch: pytest.MonkeyPatch, lag: str) -> None:
@@ -567,9 +572,10 @@ def test_a_resume_whose_copy_was_not_written_still_catches_up_a_later_downtime(t
     three.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: a schedule deleted in a running server (schedule_removed, its "
-                   "copy removed) and created again while stopped is seeded from the journal: the time it did not "
-                   "exist in a running server is recorded as run_missed (the index does not keep schedule_removed)")
+# Was a strict xfail until the journal index kept the schedules' life events (Journal.running_since): known gap: a
+# schedule deleted in a running server (schedule_removed, its copy removed) and created again while stopped is
+# seeded from the journal: the time it did not exist in a running server is recorded as run_missed (the index does
+# not keep schedule_removed)
 def test_a_schedule_deleted_in_a_running_server_and_created_again_while_stopped(tmp_path: Path,
                                                                                 clock: FakeClock) -> None:
     """Life one runs r at 09:00, r's file is deleted at 09:05 (schedule_removed, copy removed), the server runs

@@ -69,6 +69,8 @@ FSYNC_EVENTS = frozenset({"run_finished", "run_interrupted"})
 SLOT_TRIGGERS = frozenset({"scheduled", "catch_up"})
 RUNNING = "running"
 INTERRUPTED = "interrupted"
+#: Events that say whether a schedule runs (see :func:`_life_of`): kept in the index per schedule.
+LIFE_EVENTS = frozenset({"schedule_loaded", "schedule_paused", "schedule_resumed", "schedule_removed"})
 
 _FILE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
 _LOCK_NAME = ".journal.lock"
@@ -77,8 +79,8 @@ _OFFSET_MASK = (1 << _OFFSET_BITS) - 1
 _READ_CHUNK = 16 << 20  # a typical day file in one read: no copy of a chunk onto the previous one's tail
 _INDEX_KEYS = frozenset({"ts", "event", "schedule", "run_id", "pid"})
 _CACHE_DIR = ".index"
-_CACHE_VERSION = 4  # 4: runs per schedule as separate arrays, with run ids; 3: runs as index entries grouped by
-# schedule; 2: run-level positions; 1: every line
+_CACHE_VERSION = 5  # 5: with the schedules' life (pause, resume, removal); 4: runs per schedule as separate arrays,
+# with run ids; 3: runs as index entries grouped by schedule; 2: run-level positions; 1: every line
 _CACHE_SUFFIX = ".idx"
 _TAIL_BYTES = 64
 
@@ -146,6 +148,7 @@ class _Head(msgspec.Struct, gc=False):
     scheduled_for: str | None = None
     status: str | None = None
     pid: int | None = None
+    enabled: Any = None  # (schedule_loaded; any JSON: only True and False mean something, see _life_of)
 
 
 _HEAD = msgspec.json.Decoder(_Head)
@@ -197,6 +200,7 @@ def _as_utc(value: datetime) -> datetime:
 
 _PLUS_ONE = (1).__add__
 _RUN_EVENT = b'"event":"run_'  # how the journal's own writer starts a run-level event
+_SCHEDULE_EVENT = b'"event":"schedule_'  # ... and a schedule's (LIFE_EVENTS among them)
 #: Bytes searched per call for :data:`_RUN_EVENT` (below CPython's 30,000-byte threshold for a two-way search).
 _FIND_WINDOW = 16384
 #: An escape anywhere in an event value, or a \u escape in a key ("\u0065vent" decodes to "event"); the other
@@ -207,6 +211,38 @@ _ESCAPED_EVENT = re.compile(rb'"event":"[^"\\]*\\|\\u[0-9a-fA-F]{4}[^"]*"[ \t\r]
 
 def _max(current: datetime | None, value: datetime) -> datetime:
     return value if current is None or value > current else current
+
+
+#: A schedule's life as the journal tells it, the effect of its lifecycle events on whether it runs: ("off", ts)
+#: it stopped running then (paused, removed, loaded paused); ("on", ts) it runs again since then (resumed, or loaded
+#: enabled after it was off); ("on_if_off", ts) loaded enabled: it runs since then if it was off before, else
+#: nothing changed (a start of a server that ran it, a new file). None: no such event.
+_Life = tuple[str, datetime]
+
+
+def _life_of(head: _Head) -> str | None:
+    """The kind of life event a line is (see :data:`_Life`), or None."""
+    event = head.event
+    if event == "schedule_paused" or event == "schedule_removed":
+        return "off"
+    if event == "schedule_resumed":
+        return "on"
+    if event == "schedule_loaded":
+        if head.enabled is False:
+            return "off"
+        if head.enabled is True:
+            return "on_if_off"
+    return None
+
+
+def _life_then(older: _Life | None, newer: _Life | None) -> _Life | None:
+    """The life after ``older`` then ``newer`` (each the effect of a stretch of the journal, in order):
+    associative, so per-file summaries fold like the lines themselves."""
+    if newer is None:
+        return older
+    if newer[0] != "on_if_off" or older is None:
+        return newer
+    return ("on", newer[1]) if older[0] == "off" else older
 
 
 
@@ -259,21 +295,24 @@ class _ScheduleIndex:
     """One schedule's part of the index: ``runs`` (decoded index entries, in file order: by their first
     position), ``pending`` (groups of its runs still encoded as they came from a cache entry or a second
     builder: day ordinal, the msgpack array of the runs of that day, their number; oldest day first, decoded
-    by :meth:`Journal._materialize` when a query needs them), the latest slot and success (aware UTC)."""
+    by :meth:`Journal._materialize` when a query needs them), the latest slot and success (aware UTC), its life
+    (:data:`_Life`)."""
 
-    __slots__ = ("runs", "pending", "last_slot", "last_success")
+    __slots__ = ("runs", "pending", "last_slot", "last_success", "life")
 
     def __init__(self) -> None:
         self.runs: list[_Run] = []
         self.pending: list[tuple[int, msgspec.Raw, int]] = []
         self.last_slot: datetime | None = None
         self.last_success: datetime | None = None
+        self.life: _Life | None = None
 
 
 class _FileState:
     """How far one day file has been read: byte offset after the last complete line, and its line count.
 
-    For the index cache (see :class:`_IndexCache`): ``slots`` holds this file's ``run_skipped``/``run_missed``
+    For the index cache (see :class:`_IndexCache`): ``life`` the effect of this file's life events per schedule
+    (:data:`_Life`); ``slots`` holds this file's ``run_skipped``/``run_missed``
     slot maximum per schedule; ``orphans`` the run ids of lines that named a run not (yet) known, ``orphan_lines``
     those lines (position and head, in file order: a second builder's entry carries them, see
     :class:`_Built`); ``uncacheable``
@@ -286,8 +325,8 @@ class _FileState:
     earlier files), written as it came.
     """
 
-    __slots__ = ("day", "path", "name", "offset", "lines", "torn_warned", "slots", "orphans", "orphan_lines",
-                 "uncacheable", "saved", "pending", "lazy")
+    __slots__ = ("day", "path", "name", "offset", "lines", "torn_warned", "slots", "life", "orphans",
+                 "orphan_lines", "uncacheable", "saved", "pending", "lazy")
 
     def __init__(self, day: date, path: Path) -> None:
         self.day = day
@@ -297,6 +336,7 @@ class _FileState:
         self.lines = 0
         self.torn_warned = False
         self.slots: dict[str, datetime] = {}
+        self.life: dict[str, _Life] = {}
         self.orphans: set[str] = set()
         self.orphan_lines: list[tuple[int, _Head]] = []
         self.uncacheable = False
@@ -330,7 +370,8 @@ class _CacheFields(msgspec.Struct, array_like=True, gc=False):
     when it is in this file. ``ids``: the run ids, group after group (an index takes the runs without
     decoding them). ``more``: runs started in an earlier file. ``last_slots``/``successes``: per schedule the
     latest slot (scheduled or catch-up start) and the latest ``succeeded`` end among ``starts``. ``slots``: per
-    schedule the latest ``run_skipped``/``run_missed`` slot of the file. Replaying entries oldest file first
+    schedule the latest ``run_skipped``/``run_missed`` slot of the file. ``life``: per schedule the effect of
+    the file's life events (:data:`_Life`). Replaying entries oldest file first
     (:meth:`Journal._replay`) gives the same index as reading the lines."""
 
     version: int
@@ -347,6 +388,7 @@ class _CacheFields(msgspec.Struct, array_like=True, gc=False):
     successes: dict[str, datetime]
     slots: dict[str, datetime]
     orphans: list[str]
+    life: dict[str, tuple[str, datetime]]
     check: int
 
 
@@ -373,9 +415,9 @@ def _starts_check(starts: list[msgspec.Raw]) -> int:
 
 
 _CACHE_ENCODER = msgspec.msgpack.Encoder()
-assert len(_IndexCache.__struct_fields__) == 16  # a msgpack array 16: the entry starts with these four bytes
+assert len(_IndexCache.__struct_fields__) == 17  # a msgpack array 16: the entry starts with these four bytes
 assert _IndexCache.__struct_fields__ == _BuiltCache.__struct_fields__
-_CACHE_HEADER = b"\xdc\x00\x10" + bytes((_CACHE_VERSION,))
+_CACHE_HEADER = b"\xdc\x00\x11" + bytes((_CACHE_VERSION,))
 _RUN_ID = attrgetter("run_id")
 _STATUS = attrgetter("status")
 _TRIGGER = attrgetter("trigger")
@@ -496,7 +538,7 @@ class Journal:
                 os.fsync(fd)
             state.offset += len(line)
             state.lines += 1
-            if event.startswith("run_"):  # task lines are found by _details when asked for
+            if event.startswith("run_") or event in LIFE_EVENTS:  # task lines: found by _details when asked
                 try:
                     self._index(head, (day.toordinal() << _OFFSET_BITS) | offset, state)
                 except ValueError as exc:  # written as given; only the index cannot use it
@@ -539,7 +581,7 @@ class Journal:
                 offset = state.offset
                 state.offset += len(line)
                 state.lines += 1
-                if not head.event.startswith("run_"):
+                if not head.event.startswith("run_") and head.event not in LIFE_EVENTS:
                     continue
                 try:
                     self._index(head, (day.toordinal() << _OFFSET_BITS) | offset, state)
@@ -689,6 +731,7 @@ class Journal:
             state.saved = -2  # not on disk yet
             state.lines = entry.lines
             state.slots = {sys.intern(sid): slot for sid, slot in entry.slots.items()}
+            self._take_life(state, entry.life)
             state.pending = [group[0] for group in entry.groups]
             state.lazy = None if one.orphan_lines else entry
             day = state.day.toordinal()
@@ -919,8 +962,20 @@ class Journal:
             state.slots[sid] = slot
             sched = schedule(sid)
             sched.last_slot = _max(sched.last_slot, slot)
+        self._take_life(state, entry.life)
         state.offset = state.saved = entry.offset
         state.lines = entry.lines
+
+    def _take_life(self, state: _FileState, life: dict[str, tuple[str, datetime]]) -> None:
+        """Fold a file's life effects (:data:`_Life`, as a cache entry has them) into the index, after what
+        it holds (files in order), and keep them as the file's."""
+        schedule, intern = self._schedule, sys.intern
+        for sid, effect in life.items():
+            sid = intern(sid)
+            effect = (effect[0], effect[1])
+            state.life[sid] = _life_then(state.life.get(sid), effect)  # type: ignore[assignment]
+            entry = schedule(sid)
+            entry.life = _life_then(entry.life, effect)
 
     def _run(self, run_id: str) -> _Run | None:
         """The index entry of ``run_id``, or None. When it is pending (:class:`_ScheduleIndex`), the schedule its
@@ -1121,8 +1176,8 @@ class Journal:
             return None
         st, tail = described
         return _BuiltCache(_CACHE_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, state.offset, state.lines, tail,
-                           groups, ids, [], last_slots, successes, dict(state.slots), sorted(state.orphans), 0,
-                           starts)
+                           groups, ids, [], last_slots, successes, dict(state.slots), sorted(state.orphans),
+                           dict(state.life), 0, starts)
 
     def _sweep_cache(self) -> None:
         """Delete cache entries whose day file is gone, and temp files of crashed writers (older than 1 h)."""
@@ -1263,6 +1318,21 @@ class Journal:
                 state.uncacheable = True  # keeps the warning at every open
                 number = state.lines + 1 + data.count(b"\n", 0, (pos & _OFFSET_MASK) - offset)
                 log.warning("journal: %s:%d: invalid line skipped: %s", state.path, number, exc)
+        # Life events (schedule_loaded, _paused, _resumed, _removed: a few per start and edit), in file order.
+        found = data.find(_SCHEDULE_EVENT, 0, end)
+        while found >= 0:
+            start = data.rfind(b"\n", 0, found) + 1
+            stop = data.find(b"\n", found, end + 1)
+            pos = base_pos | (offset + start)
+            try:
+                head = _HEAD.decode(data[start:stop])
+                if head.event in LIFE_EVENTS:  # (not a line that names one inside a value)
+                    index(head, pos, state)
+            except (ValueError, msgspec.DecodeError) as exc:
+                state.uncacheable = True
+                number = state.lines + 1 + data.count(b"\n", 0, start)
+                log.warning("journal: %s:%d: invalid line skipped: %s", state.path, number, exc)
+            found = data.find(_SCHEDULE_EVENT, stop, end)
         state.offset = offset + end + 1
         state.lines += nlines
         state.torn_warned = False
@@ -1326,7 +1396,7 @@ class Journal:
         starts = accumulate(map(_PLUS_ONE, map(len, lines)), initial=base_pos | offset)
         index = self._index
         for head, pos in zip(heads, starts):
-            if head is None or not head.event.startswith("run_"):
+            if head is None or not (head.event.startswith("run_") or head.event in LIFE_EVENTS):
                 continue
             try:
                 index(head, pos, state)
@@ -1372,6 +1442,15 @@ class Journal:
             entry.runs.append(run)
             if run.trigger in SLOT_TRIGGERS and run.scheduled_for is not None:
                 entry.last_slot = _max(entry.last_slot, run.scheduled_for)
+            return
+        if event in LIFE_EVENTS:
+            kind = _life_of(head)
+            if kind is not None and head.schedule:
+                effect = (kind, parse_utc(head.ts))
+                schedule = sys.intern(head.schedule)
+                entry = self._schedule(schedule)
+                entry.life = _life_then(entry.life, effect)
+                state.life[schedule] = _life_then(state.life.get(schedule), effect)  # type: ignore[assignment]
             return
         if event in ("run_skipped", "run_missed"):
             if head.schedule and head.scheduled_for is not None:
@@ -1543,6 +1622,20 @@ class Journal:
             self.refresh()
             entry = self._schedules.get(schedule_id)
             return None if entry is None else entry.last_slot
+
+    def running_since(self, schedule_id: str) -> tuple[bool, datetime] | None:
+        """What the journal's life events say about whether ``schedule_id`` runs: (False, when) it stopped running
+        then (``schedule_paused``, ``schedule_removed``, ``schedule_loaded`` with ``enabled`` false), (True, when)
+        it runs again since then (``schedule_resumed``, or ``schedule_loaded`` with ``enabled`` after it had
+        stopped); None when they say nothing (no such event, or only loads of a schedule that ran). Instants aware UTC. The runner seeds missed-fire detection with it (SPEC 3.3: a paused
+        schedule records no missed fires and resumes from now)."""
+        with self._lock:
+            self.refresh()
+            entry = self._schedules.get(schedule_id)
+            life = None if entry is None else entry.life
+            if life is None or life[0] == "on_if_off":
+                return None
+            return life[0] == "on", life[1]
 
     def last_success(self, schedule_id: str) -> datetime | None:
         """When the latest run of ``schedule_id`` with status ``succeeded`` finished (aware UTC), or None."""
@@ -1785,7 +1878,7 @@ def _entry_of(state: _FileState, st: os.stat_result, tail: bytes, runs: dict[str
             successes[sid] = finished
     return _IndexCache(_CACHE_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, state.offset, state.lines, tail,
                        groups, ids, more, last_slots, successes, dict(state.slots), sorted(state.orphans),
-                       _starts_check(starts), starts)
+                       dict(state.life), _starts_check(starts), starts)
 
 
 class _Built(msgspec.Struct, array_like=True, gc=False):

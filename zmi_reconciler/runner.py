@@ -361,9 +361,28 @@ class Runner:
             state.job = None
 
     def _seeded(self, schedule_id: str, paused_since: datetime | None) -> datetime | None:
-        """The journal's last slot of a schedule seen for the first time, or None (fires from now) when it was
-        resumed while stopped: ``paused_since`` given and no slot recorded after it (see :meth:`apply`)."""
+        """Where missed-fire detection of a schedule seen for the first time starts (aware UTC), or None (fires
+        from now). The journal decides first: its life events (:meth:`Journal.running_since`) say the schedule
+        stopped running (paused, removed) after its last slot: from now; it runs again since an instant after its
+        last slot (resumed): from that instant; else its last slot. Without life events: None when it was
+        resumed while stopped (``paused_since``, the last good copy's evidence, and no slot recorded after it, see
+        :meth:`apply`), else the last slot. SPEC 3.3: a paused schedule records no missed fires and resumes from
+        now; fires missed while the server was down are found."""
         slot = self._journal_last_slot(schedule_id)
+        try:
+            life = self.journal.running_since(schedule_id)
+        except Exception:
+            log.exception("journal: running_since(%s) failed; seeding from its last slot", schedule_id)
+            life = None
+        if life is not None:
+            running, since = life
+            if slot is not None and slot > since:
+                return slot  # it ran after that (the journal's slots are the record)
+            if running:
+                return since
+            log.info("schedule %s: not running since %s when the last server stopped (paused or removed); next "
+                     "fire from now, no missed fires (SPEC 3.3)", schedule_id, since.isoformat())
+            return None
         if paused_since is not None and (slot is None or slot <= paused_since):
             log.info("schedule %s: paused when the last server stopped (since %s) and resumed since; next fire "
                      "from now, no missed fires (SPEC 3.3)", schedule_id, paused_since.isoformat())
