@@ -293,7 +293,7 @@ def test_corrupt_or_other_version_entry_is_ignored_with_a_warning_and_rewritten(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     clock, entries = _history_with_entries(tmp_path)
     entries[0].write_bytes(b"\x93not msgpack at all")
-    raw = msgspec.msgpack.decode(entries[1].read_bytes())
+    raw = msgspec.msgpack.decode(entries[1].read_bytes()[:-4])
     raw[0] = 999
     entries[1].write_bytes(msgspec.msgpack.encode(raw))
     caplog.set_level(logging.WARNING, logger="zmi_reconciler.journal")
@@ -301,7 +301,7 @@ def test_corrupt_or_other_version_entry_is_ignored_with_a_warning_and_rewritten(
     messages = [r.getMessage() for r in caplog.records]
     assert any(f"{entries[0]} is corrupt" in m for m in messages)
     assert any(f"{entries[1]} has version 999, not {journal_module._CACHE_VERSION}" in m for m in messages)
-    assert msgspec.msgpack.decode(entries[1].read_bytes())[0] == journal_module._CACHE_VERSION  # rebuilt
+    assert msgspec.msgpack.decode(entries[1].read_bytes()[:-4])[0] == journal_module._CACHE_VERSION  # rebuilt
     caplog.clear()
     assert_same(tmp_path, clock)
     assert not [r for r in caplog.records if "index cache" in r.getMessage()]
@@ -364,14 +364,14 @@ def test_entries_of_an_older_cache_format_are_rebuilt_with_one_info_line(
     clock, entries = _history_with_entries(tmp_path)
     assert len(entries) >= 3
     for entry in entries:  # as an earlier release left them
-        raw = msgspec.msgpack.decode(entry.read_bytes())
+        raw = msgspec.msgpack.decode(entry.read_bytes()[:-4])
         raw[0] = journal_module._CACHE_VERSION - 1
         entry.write_bytes(msgspec.msgpack.encode(raw))
     caplog.set_level(logging.INFO, logger="zmi_reconciler.journal")
     assert_same(tmp_path, clock)
     notes = [r for r in caplog.records if "index cache" in r.getMessage()]
     assert [(r.levelno, "rebuilding" in r.getMessage()) for r in notes] == [(logging.INFO, True)]
-    assert all(msgspec.msgpack.decode(e.read_bytes())[0] == journal_module._CACHE_VERSION for e in entries)
+    assert all(msgspec.msgpack.decode(e.read_bytes()[:-4])[0] == journal_module._CACHE_VERSION for e in entries)
 
 
 def test_entries_are_written_at_open_close_and_periodically_never_by_appends(tmp_path: Path) -> None:
@@ -868,7 +868,7 @@ def test_a_first_build_started_before_the_open_is_used_by_it(tmp_path: Path, mon
     monkeypatch.setattr(Journal, "PARALLEL_BUILD_BYTES", 1)
     clock, entries = _history_with_entries(tmp_path)
     entries[-1].unlink()  # the newest: missing
-    raw = msgspec.msgpack.decode(entries[-2].read_bytes())
+    raw = msgspec.msgpack.decode(entries[-2].read_bytes()[:-4])
     raw[0] = journal_module._CACHE_VERSION - 1  # the one before: an older format
     entries[-2].write_bytes(msgspec.msgpack.encode(raw))
     build = Journal.start_first_build(tmp_path)

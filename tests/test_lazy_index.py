@@ -214,7 +214,7 @@ def test_a_second_builders_entries_stay_encoded_and_are_saved_as_they_came(
     assert built.save_index() == len(days)
     assert decoded == at_open  # the save decoded nothing: the child's entries went out as they came
     newest = (tmp_path / ".index" / f"{date.fromordinal(days[-1]).isoformat()}.idx").read_bytes()
-    assert msgspec.msgpack.decode(newest)[0] == journal_module._CACHE_VERSION
+    assert msgspec.msgpack.decode(newest[:-4])[0] == journal_module._CACHE_VERSION
     assert answers(built) == answers(cold)
     assert answers(Journal(tmp_path, clock=clock)) == answers(cold)
 
@@ -231,3 +231,26 @@ def test_a_day_without_runs_of_a_schedule_leaves_its_newest_run_where_it_is(tmp_
     assert cached.last_run("nightly")["status"] == "partial"
     assert _pending_days(cached, "nightly")  # nothing decoded for it
     assert answers(cached) == answers(cold)
+
+
+def test_a_cache_entry_damaged_anywhere_is_read_as_corrupt_and_the_file_read_in_full(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The whole entry is checked (CRC-32 after its bytes), not only its runs: a flipped bit in a schedule's latest
+    success, slot, a run id or a running flag would otherwise change answers (and the runner's seeding) silently,
+    at every open."""
+    import logging
+
+    clock = Clock()
+    _history(tmp_path, clock)
+    Journal(tmp_path, clock=clock).close()
+    expected = answers(Journal(tmp_path, clock=clock, index_cache=False))
+    [entry, *_] = sorted((tmp_path / ".index").glob("*.idx"))
+    good = entry.read_bytes()
+    caplog.set_level(logging.INFO, logger="zmi_reconciler.journal")
+    for at in sorted({5, 17, len(good) // 7, len(good) // 3, len(good) // 2, len(good) - 30, len(good) - 2}):
+        damaged = bytearray(good)
+        damaged[at] ^= 0x02
+        entry.write_bytes(bytes(damaged))
+        caplog.clear()
+        assert answers(Journal(tmp_path, clock=clock, save_at_open=False)) == expected, at
+        assert any(f"{entry} is corrupt" in r.getMessage() for r in caplog.records), at

@@ -904,7 +904,7 @@ def test_a_cache_entry_whose_runs_do_not_validate_is_read_in_full_like_a_corrupt
     clock = Clock(NOW)
     Journal(tmp_path, clock=clock).close()
     path = tmp_path / ".index" / "2026-03-01.idx"
-    raw = msgspec.msgpack.decode(path.read_bytes())
+    raw = msgspec.msgpack.decode(path.read_bytes()[:-4])
     assert raw[-1][0][1][7] == "failed"  # starts -> group of a -> a@2 -> status
     raw[-1][0][1][7] = "cancelled"
     path.write_bytes(msgspec.msgpack.encode(raw))

@@ -79,8 +79,9 @@ _OFFSET_MASK = (1 << _OFFSET_BITS) - 1
 _READ_CHUNK = 16 << 20  # a typical day file in one read: no copy of a chunk onto the previous one's tail
 _INDEX_KEYS = frozenset({"ts", "event", "schedule", "run_id", "pid"})
 _CACHE_DIR = ".index"
-_CACHE_VERSION = 5  # 5: with the schedules' life (pause, resume, removal); 4: runs per schedule as separate arrays,
-# with run ids; 3: runs as index entries grouped by schedule; 2: run-level positions; 1: every line
+_CACHE_VERSION = 6  # 6: a CRC-32 of the whole entry after it; 5: with the schedules' life (pause, resume, removal);
+# 4: runs per schedule as separate arrays, with run ids; 3: runs as index entries grouped by schedule; 2: run-level
+# positions; 1: every line
 _CACHE_SUFFIX = ".idx"
 _TAIL_BYTES = 64
 
@@ -357,15 +358,14 @@ class _CachedMore(msgspec.Struct, array_like=True, gc=False):
 
 
 class _CacheFields(msgspec.Struct, array_like=True, gc=False):
-    """Cache entry ``<journal_dir>/.index/<day>.idx`` (msgpack): what the index takes from one day file's
+    """Cache entry ``<journal_dir>/.index/<day>.idx`` (msgpack, then the CRC-32 of those bytes, 4 bytes big-endian:
+    an entry damaged anywhere is read as corrupt at open, see :func:`_sealed`): what the index takes from one day file's
     first ``offset`` bytes, valid while the file is the same (``ino``, ``size``, ``mtime_ns``) or only grew
     (same ``ino``, larger), and the ``tail`` bytes before ``offset`` are unchanged (:meth:`Journal._describes`);
     then only the rest is read.
 
     ``starts``: the runs started in the file, one msgpack array of index entries (:class:`_Run`) per schedule,
-    kept encoded (``msgspec.Raw``) until a query needs them (see :class:`_ScheduleIndex`); ``check``: CRC-32 of
-    those arrays' bytes in order (:func:`_starts_check`: a damaged entry is read as corrupt at open, not found
-    by a query). ``groups``: schedule id, number of runs and whether one of them is ``running`` at the end of
+    kept encoded (``msgspec.Raw``) until a query needs them (see :class:`_ScheduleIndex`). ``groups``: schedule id, number of runs and whether one of them is ``running`` at the end of
     this file, in the order of ``starts``; file order within a group; positions in this file, the end only
     when it is in this file. ``ids``: the run ids, group after group (an index takes the runs without
     decoding them). ``more``: runs started in an earlier file. ``last_slots``/``successes``: per schedule the
@@ -389,7 +389,6 @@ class _CacheFields(msgspec.Struct, array_like=True, gc=False):
     slots: dict[str, datetime]
     orphans: list[str]
     life: dict[str, tuple[str, datetime]]
-    check: int
 
 
 class _IndexCache(_CacheFields):
@@ -400,24 +399,28 @@ class _IndexCache(_CacheFields):
 
 class _BuiltCache(_CacheFields):
     """:class:`_CacheFields` as a second builder sends it: the groups of runs as index entries, encoded in one
-    go (``check`` 0: the parent computes it when it writes the entry, see :meth:`Journal.save_index`)."""
+    go."""
 
     starts: list[list[_Run]]
 
 
-def _starts_check(starts: list[msgspec.Raw]) -> int:
-    """:attr:`_IndexCache.check` of ``starts``: CRC-32 (zlib) of the arrays' bytes, one after the other."""
-    crc = 0
-    crc32 = zlib.crc32
-    for raw in starts:
-        crc = crc32(raw, crc)
-    return crc
+def _sealed(data: bytes) -> bytes:
+    """A cache entry's bytes as written: ``data`` and its CRC-32 (zlib), 4 bytes big-endian."""
+    return data + zlib.crc32(data).to_bytes(4, "big")
+
+
+def _unsealed(data: bytes) -> memoryview | None:
+    """The entry bytes of a cache file (see :func:`_sealed`), or None when its check fails (damaged, cut, or
+    written by a format without it)."""
+    if len(data) < 4 or zlib.crc32(memoryview(data)[:-4]) != int.from_bytes(data[-4:], "big"):
+        return None
+    return memoryview(data)[:-4]
 
 
 _CACHE_ENCODER = msgspec.msgpack.Encoder()
-assert len(_IndexCache.__struct_fields__) == 17  # a msgpack array 16: the entry starts with these four bytes
+assert len(_IndexCache.__struct_fields__) == 16  # a msgpack array 16: the entry starts with these four bytes
 assert _IndexCache.__struct_fields__ == _BuiltCache.__struct_fields__
-_CACHE_HEADER = b"\xdc\x00\x11" + bytes((_CACHE_VERSION,))
+_CACHE_HEADER = b"\xdc\x00\x10" + bytes((_CACHE_VERSION,))
 _RUN_ID = attrgetter("run_id")
 _STATUS = attrgetter("status")
 _TRIGGER = attrgetter("trigger")
@@ -843,15 +846,22 @@ class Journal:
                 log.warning("journal: index cache %s unreadable (%s); reading the day files without it", path,
                             exc)
             return None
+        body = _unsealed(data)
         try:
-            entry = _CACHE_DECODER.decode(data)
+            if body is None:
+                raise msgspec.DecodeError("it fails its check")
+            entry = _CACHE_DECODER.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             version = None
-            try:
-                raw = msgspec.msgpack.decode(data)
+            for candidate in (body, data):  # (an older format has no check)
+                if candidate is None:
+                    continue
+                try:
+                    raw = msgspec.msgpack.decode(candidate)
+                except msgspec.DecodeError:
+                    continue
                 version = raw[0] if isinstance(raw, list) and raw and isinstance(raw[0], int) else None
-            except msgspec.DecodeError:
-                pass
+                break
             if version is not None and version != _CACHE_VERSION:
                 self._version_mismatch(path, version, state)
             else:
@@ -859,10 +869,6 @@ class Journal:
             return None
         if entry.version != _CACHE_VERSION:
             self._version_mismatch(path, entry.version, state)
-            return None
-        if _starts_check(entry.starts) != entry.check:
-            log.warning("journal: index cache %s is corrupt (its runs fail their check); reading %s in full",
-                        path, state.path)
             return None
         return entry if self._describes(state, entry) else None
 
@@ -1063,7 +1069,6 @@ class Journal:
             for state in todo:
                 lazy, state.lazy = state.lazy, None
                 if lazy is not None and lazy.offset == state.offset:
-                    lazy.check = _starts_check(lazy.starts)  # (a second builder leaves it to us)
                     as_read.append((state, lazy))  # written as it came, its runs still encoded
                 else:
                     self._materialize_day(state)
@@ -1078,7 +1083,7 @@ class Journal:
                     self._cache_dir.mkdir(exist_ok=True)
                     path = self._cache_path(state)
                     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-                    tmp.write_bytes(_CACHE_ENCODER.encode(entry))
+                    tmp.write_bytes(_sealed(_CACHE_ENCODER.encode(entry)))
                     os.replace(tmp, path)
                 except OSError as exc:
                     if not self._cache_write_warned:
@@ -1177,7 +1182,7 @@ class Journal:
         st, tail = described
         return _BuiltCache(_CACHE_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, state.offset, state.lines, tail,
                            groups, ids, [], last_slots, successes, dict(state.slots), sorted(state.orphans),
-                           dict(state.life), 0, starts)
+                           dict(state.life), starts)
 
     def _sweep_cache(self) -> None:
         """Delete cache entries whose day file is gone, and temp files of crashed writers (older than 1 h)."""
@@ -1878,7 +1883,7 @@ def _entry_of(state: _FileState, st: os.stat_result, tail: bytes, runs: dict[str
             successes[sid] = finished
     return _IndexCache(_CACHE_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, state.offset, state.lines, tail,
                        groups, ids, more, last_slots, successes, dict(state.slots), sorted(state.orphans),
-                       dict(state.life), _starts_check(starts), starts)
+                       dict(state.life), starts)
 
 
 class _Built(msgspec.Struct, array_like=True, gc=False):
