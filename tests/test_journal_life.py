@@ -123,3 +123,23 @@ def test_a_second_builders_files_fold_their_life_in_day_order(tmp_path: Path, sp
     built = Journal(tmp_path, clock=clock, first_build=build)
     assert answers(built) == expected
     assert answers(Journal(tmp_path, clock=clock)) == expected  # from the entries it saved
+
+
+def test_an_invalid_life_line_among_journal_lines_is_warned_about_and_the_others_count(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Lines in the writer's format take the fast path (only run and life lines decoded): a life line that is not
+    valid JSON is skipped with a warning naming file:line, as on the full path, and the valid ones still count."""
+    clock = Clock(T)
+    journal = Journal(tmp_path, clock=clock)
+    _run(journal, clock, "a", "succeeded")
+    resumed = _life(journal, clock, "a", "schedule_resumed")
+    journal.close()
+    [path] = tmp_path.glob("*.jsonl")
+    lines = path.read_bytes().splitlines(keepends=True)
+    bad = b'{"ts":"2026-03-27T23:00:00.000Z","event":"schedule_paused","schedule":"a",}\n'  # a trailing comma
+    path.write_bytes(b"".join(lines) + bad)
+    caplog.set_level("WARNING", logger="zmi_reconciler.journal")
+    for cached in (False, True, True):
+        caplog.clear()
+        assert Journal(tmp_path, clock=clock, index_cache=cached).running_since("a") == (True, resumed)
+        assert any(f"{path}:{len(lines) + 1}: invalid line skipped" in r.getMessage() for r in caplog.records)

@@ -1323,21 +1323,34 @@ class Journal:
                 state.uncacheable = True  # keeps the warning at every open
                 number = state.lines + 1 + data.count(b"\n", 0, (pos & _OFFSET_MASK) - offset)
                 log.warning("journal: %s:%d: invalid line skipped: %s", state.path, number, exc)
-        # Life events (schedule_loaded, _paused, _resumed, _removed: a few per start and edit), in file order.
+        # Life events (schedule_loaded, _paused, _resumed, _removed: one per schedule and start, a few per edit), in
+        # file order, decoded in one call (per line when one of them is not a valid line).
         found = data.find(_SCHEDULE_EVENT, 0, end)
-        while found >= 0:
-            start = data.rfind(b"\n", 0, found) + 1
-            stop = data.find(b"\n", found, end + 1)
-            pos = base_pos | (offset + start)
+        if found >= 0:
+            starts = []
+            raws = []
+            while found >= 0:
+                start = data.rfind(b"\n", 0, found) + 1
+                stop = data.find(b"\n", found, end + 1)
+                starts.append(start)
+                raws.append(data[start:stop])
+                found = data.find(_SCHEDULE_EVENT, stop, end)
             try:
-                head = _HEAD.decode(data[start:stop])
-                if head.event in LIFE_EVENTS:  # (not a line that names one inside a value)
-                    index(head, pos, state)
-            except (ValueError, msgspec.DecodeError) as exc:
-                state.uncacheable = True
-                number = state.lines + 1 + data.count(b"\n", 0, start)
-                log.warning("journal: %s:%d: invalid line skipped: %s", state.path, number, exc)
-            found = data.find(_SCHEDULE_EVENT, stop, end)
+                lives: list[_Head | None] = _HEADS.decode(b"[" + b",".join(raws) + b"]")
+                if len(lives) != len(raws):
+                    raise msgspec.DecodeError("not one object per line")
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                lives = [self._decode_line(state, state.lines + 1 + data.count(b"\n", 0, start), raw)
+                         for start, raw in zip(starts, raws)]
+            for start, head in zip(starts, lives):
+                if head is None or head.event not in LIFE_EVENTS:  # (invalid: warned; or one named in a value)
+                    continue
+                try:
+                    index(head, base_pos | (offset + start), state)
+                except ValueError as exc:
+                    state.uncacheable = True
+                    number = state.lines + 1 + data.count(b"\n", 0, start)
+                    log.warning("journal: %s:%d: invalid line skipped: %s", state.path, number, exc)
         state.offset = offset + end + 1
         state.lines += nlines
         state.torn_warned = False
