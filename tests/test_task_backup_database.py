@@ -172,3 +172,22 @@ def test_backup_of_a_store_open_in_this_process(settings):
         assert result.verified
         with zipfile.ZipFile(result.file) as zf:
             assert json.loads(zf.read("manifest.json"))["row_counts"]["task_state"] == 1
+
+
+def test_two_timestamped_backups_within_one_second_keep_both_and_prune_in_order(settings):
+    """A second backup of the schedule in the same second (two manual runs) gets -2 instead of replacing the first;
+    pruning counts it as the newer."""
+    clock = Clock(MONDAY)
+    params = task.Params(naming="timestamp", keep=2)
+    first = Path(task.run(make_ctx(settings, "backup_database", clock), params).file)
+    second = Path(task.run(make_ctx(settings, "backup_database", clock), params).file)
+    stem = f"zmi-{make_ctx(settings, 'backup_database', clock).schedule_id}-20260420T030000Z"
+    assert (first.name, second.name) == (f"{stem}.zip", f"{stem}-2.zip")
+    assert first.exists() and second.exists() and first.read_bytes() != b""
+    third = Path(task.run(make_ctx(settings, "backup_database", clock), params).file)
+    assert third.name == f"{stem}-3.zip"
+    assert not first.exists() and second.exists() and third.exists()  # keep 2: the oldest of the three went
+    clock.now = MONDAY + timedelta(seconds=1)  # a later second sorts after every backup of the earlier one
+    fourth = Path(task.run(make_ctx(settings, "backup_database", clock), params).file)
+    assert fourth.name.endswith("030001Z.zip")
+    assert sorted(p.name for p in settings.backup_path.glob("zmi-*.zip")) == [third.name, fourth.name]

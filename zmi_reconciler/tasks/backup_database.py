@@ -14,8 +14,9 @@ How a backup is made (never a plain copy of the live file, which may be mid-writ
    leaves the previous file of that name intact and raises :class:`TaskFailed`.
 
 Names: ``naming: weekday`` -> ``zmi-mon.zip`` .. ``zmi-sun.zip`` by the run's local date (server zone), a
-7-file rotation as the ZMI Server does; ``naming: timestamp`` -> ``zmi-<schedule>-20261129T040000Z.zip`` (UTC)
-and only the newest ``keep`` timestamped files *of that schedule* stay: an on-demand schedule's backups are never
+7-file rotation as the ZMI Server does; ``naming: timestamp`` -> ``zmi-<schedule>-20261129T040000Z.zip`` (UTC;
+a second backup of the schedule within the same second gets ``-2``, ``-3``, ... before ``.zip`` instead of
+replacing the first) and only the newest ``keep`` timestamped files *of that schedule* stay: an on-demand schedule's backups are never
 rotated away by another schedule's. (Ids are lower case, the stamp's T and Z upper case: names cannot clash.)
 Timestamped files without a schedule (``zmi-<UTC>.zip``, written before 2026-11-30) are never deleted.
 
@@ -130,12 +131,26 @@ def _write_zip(db: Path, target: Path, manifest: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
+def _free_name(target: Path) -> Path:
+    """``target`` (``zmi-<schedule>-<UTC>.zip``), or when a backup of that name exists (a second backup of the
+    schedule within one second) the first free ``zmi-<schedule>-<UTC>-<n>.zip``, n = 2, 3, ... Runs of one
+    schedule do not overlap (the runner's overlap rule, the journal's cross-process check), so no other writer
+    takes the name between this look and the rename."""
+    candidate, number = target, 1
+    while candidate.exists():
+        number += 1
+        candidate = target.with_name(f"{target.stem}-{number}{target.suffix}")
+    return candidate
+
+
 def prune(directory: Path, keep: int, schedule_id: str) -> list[Path]:
     """Delete the timestamped backups of ``schedule_id`` (``zmi-<schedule_id>-<UTC>.zip``) beyond its newest
     ``keep``; returns the deleted paths. Other schedules' backups, weekday files and anything else in the
     directory are never touched."""
-    own = re.compile(rf"^zmi-{re.escape(schedule_id)}-{_STAMP}\.zip$")
-    stamped = sorted(p for p in directory.iterdir() if p.is_file() and own.match(p.name))
+    own = re.compile(rf"^zmi-{re.escape(schedule_id)}-({_STAMP})(?:-([1-9]\d{{0,5}}))?\.zip$")
+    found = [(m, p) for p in directory.iterdir() if p.is_file() and (m := own.match(p.name))]
+    # oldest first: by stamp, then by the number of a second backup in the same second (none counts as 1)
+    stamped = [p for m, p in sorted(found, key=lambda mp: (mp[0].group(1), int(mp[0].group(2) or 1)))]
     doomed = stamped[:-keep] if keep else stamped
     for path in doomed:
         path.unlink()
@@ -178,6 +193,8 @@ def run(ctx: TaskContext, params: Params) -> Result:
             except BackupError as exc:
                 raise TaskFailed(f"backup verification failed, {target.name} not replaced: {exc}") from exc
             verified = True
+        if params.naming == "timestamp":
+            target = _free_name(target)
         os.replace(staging, target)
     fsync_dir(directory)
     deleted = prune(directory, params.keep, ctx.schedule_id) if params.naming == "timestamp" else []
