@@ -246,8 +246,6 @@ def _life_then(older: _Life | None, newer: _Life | None) -> _Life | None:
     return ("on", newer[1]) if older[0] == "off" else older
 
 
-
-
 class _Run(msgspec.Struct, array_like=True, gc=False, eq=False):
     """Index entry of one run: summary fields (aware UTC datetimes), the positions of its run-level lines
     (``run_started`` first; task lines are not indexed, see :meth:`Journal._lines_of`) and the
@@ -358,21 +356,21 @@ class _CachedMore(msgspec.Struct, array_like=True, gc=False):
 
 
 class _CacheFields(msgspec.Struct, array_like=True, gc=False):
-    """Cache entry ``<journal_dir>/.index/<day>.idx`` (msgpack, then the CRC-32 of those bytes, 4 bytes big-endian:
-    an entry damaged anywhere is read as corrupt at open, see :func:`_sealed`): what the index takes from one day file's
-    first ``offset`` bytes, valid while the file is the same (``ino``, ``size``, ``mtime_ns``) or only grew
+    """Cache entry ``<journal_dir>/.index/<day>.idx`` (msgpack, then the CRC-32 of those bytes, 4 bytes big-endian: an
+    entry damaged anywhere is read as corrupt at open, see :func:`_sealed`): what the index takes from one day
+    file's first ``offset`` bytes, valid while the file is the same (``ino``, ``size``, ``mtime_ns``) or only grew
     (same ``ino``, larger), and the ``tail`` bytes before ``offset`` are unchanged (:meth:`Journal._describes`);
     then only the rest is read.
 
-    ``starts``: the runs started in the file, one msgpack array of index entries (:class:`_Run`) per schedule,
-    kept encoded (``msgspec.Raw``) until a query needs them (see :class:`_ScheduleIndex`). ``groups``: schedule id, number of runs and whether one of them is ``running`` at the end of
-    this file, in the order of ``starts``; file order within a group; positions in this file, the end only
-    when it is in this file. ``ids``: the run ids, group after group (an index takes the runs without
-    decoding them). ``more``: runs started in an earlier file. ``last_slots``/``successes``: per schedule the
-    latest slot (scheduled or catch-up start) and the latest ``succeeded`` end among ``starts``. ``slots``: per
-    schedule the latest ``run_skipped``/``run_missed`` slot of the file. ``life``: per schedule the effect of
-    the file's life events (:data:`_Life`). Replaying entries oldest file first
-    (:meth:`Journal._replay`) gives the same index as reading the lines."""
+    ``starts``: the runs started in the file, one msgpack array of index entries (:class:`_Run`) per schedule, kept
+    encoded (``msgspec.Raw``) until a query needs them (see :class:`_ScheduleIndex`). ``groups``: schedule id,
+    number of runs and whether one of them is ``running`` at the end of this file, in the order of ``starts``; file
+    order within a group; positions in this file, the end only when it is in this file. ``ids``: the run ids, group
+    after group (an index takes the runs without decoding them). ``more``: runs started in an earlier file.
+    ``last_slots``/``successes``: per schedule the latest slot (scheduled or catch-up start) and the latest
+    ``succeeded`` end among ``starts``. ``slots``: per schedule the latest ``run_skipped``/``run_missed`` slot of
+    the file. ``life``: per schedule the effect of the file's life events (:data:`_Life`). Replaying entries oldest
+    file first (:meth:`Journal._replay`) gives the same index as reading the lines."""
 
     version: int
     ino: int
@@ -735,12 +733,8 @@ class Journal:
             state.lines = entry.lines
             state.slots = {sys.intern(sid): slot for sid, slot in entry.slots.items()}
             self._take_life(state, entry.life)
-            state.pending = [group[0] for group in entry.groups]
+            self._keep_pending(state, entry, [group[0] for group in entry.groups])
             state.lazy = None if one.orphan_lines else entry
-            day = state.day.toordinal()
-            for sid, _, running in entry.groups:  # (a later line may end them: decoded, see _replay)
-                if running:
-                    self._materialize(sid, day=day)
         for state, one in zip(states, built):  # their lines of runs of earlier files, in file order
             day = state.day.toordinal()
             for pos, head in one.orphan_lines:
@@ -853,15 +847,11 @@ class Journal:
             entry = _CACHE_DECODER.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             version = None
-            for candidate in (body, data):  # (an older format has no check)
-                if candidate is None:
-                    continue
-                try:
-                    raw = msgspec.msgpack.decode(candidate)
-                except msgspec.DecodeError:
-                    continue
+            try:  # (an older format has no check after its bytes)
+                raw = msgspec.msgpack.decode(data if body is None else body)
                 version = raw[0] if isinstance(raw, list) and raw and isinstance(raw[0], int) else None
-                break
+            except msgspec.DecodeError:
+                pass
             if version is not None and version != _CACHE_VERSION:
                 self._version_mismatch(path, version, state)
             else:
@@ -933,10 +923,7 @@ class Journal:
             for sid, raw, group in zip(sids, entry.starts, entry.groups):
                 schedule(sid).pending.append((day, raw, group[1]))
             pending.update(ids)
-            state.pending = sids
-            for sid, (_, _, running) in zip(sids, entry.groups):
-                if running:
-                    self._materialize(sid, day=day)
+            self._keep_pending(state, entry, sids)
         else:
             for run_id in ids:  # the older runs of those ids first, so that the newer replace them by id
                 if run_id in pending:
@@ -972,16 +959,27 @@ class Journal:
         state.offset = state.saved = entry.offset
         state.lines = entry.lines
 
+    def _keep_pending(self, state: _FileState, entry: _IndexCache, sids: list[str]) -> None:
+        """After ``entry``'s groups went pending (schedule ids ``sids``, interned): note them on ``state`` and
+        decode at once the groups with a run still running at the end of the file (a later line may end it;
+        :meth:`_orphaned_runs` looks at decoded runs only)."""
+        state.pending = sids
+        day = state.day.toordinal()
+        for sid, (_, _, running) in zip(sids, entry.groups):
+            if running:
+                self._materialize(sid, day=day)
+
     def _take_life(self, state: _FileState, life: dict[str, tuple[str, datetime]]) -> None:
         """Fold a file's life effects (:data:`_Life`, as a cache entry has them) into the index, after what
         it holds (files in order), and keep them as the file's."""
-        schedule, intern = self._schedule, sys.intern
-        for sid, effect in life.items():
-            sid = intern(sid)
-            effect = (effect[0], effect[1])
-            state.life[sid] = _life_then(state.life.get(sid), effect)  # type: ignore[assignment]
-            entry = schedule(sid)
-            entry.life = _life_then(entry.life, effect)
+        for sid, (kind, when) in life.items():
+            self._fold_life(state, sys.intern(sid), (kind, when))
+
+    def _fold_life(self, state: _FileState, schedule_id: str, effect: _Life) -> None:
+        """Apply one life effect (of a line, or a file's) after what the index and ``state``'s file hold."""
+        state.life[schedule_id] = _life_then(state.life.get(schedule_id), effect)  # type: ignore[assignment]
+        entry = self._schedule(schedule_id)
+        entry.life = _life_then(entry.life, effect)
 
     def _run(self, run_id: str) -> _Run | None:
         """The index entry of ``run_id``, or None. When it is pending (:class:`_ScheduleIndex`), the schedule its
@@ -1325,16 +1323,8 @@ class Journal:
                 log.warning("journal: %s:%d: invalid line skipped: %s", state.path, number, exc)
         # Life events (schedule_loaded, _paused, _resumed, _removed: one per schedule and start, a few per edit), in
         # file order, decoded in one call (per line when one of them is not a valid line).
-        found = data.find(_SCHEDULE_EVENT, 0, end)
-        if found >= 0:
-            starts = []
-            raws = []
-            while found >= 0:
-                start = data.rfind(b"\n", 0, found) + 1
-                stop = data.find(b"\n", found, end + 1)
-                starts.append(start)
-                raws.append(data[start:stop])
-                found = data.find(_SCHEDULE_EVENT, stop, end)
+        starts, raws = _lines_containing(data, end, _SCHEDULE_EVENT)
+        if raws:
             try:
                 lives: list[_Head | None] = _HEADS.decode(b"[" + b",".join(raws) + b"]")
                 if len(lives) != len(raws):
@@ -1372,33 +1362,7 @@ class Journal:
         if (data.find(b"\\", 0, end) >= 0 and data.find(b"\\u", 0, end) >= 0
                 and _ESCAPED_EVENT.search(data, 0, end) is not None):
             return None
-        find = data.find
-        rfind = data.rfind
-        starts: list[int] = []
-        raws: list[bytes] = []
-        add_start = starts.append
-        add_raw = raws.append
-        # Searched in windows: CPython sets up its two-way search per call on a long haystack (the rest of the
-        # chunk), more than the search itself costs between two run lines; in a short one it does not.
-        needle = _RUN_EVENT
-        window = _FIND_WINDOW
-        back = len(needle) - 1  # a match may straddle a window's end
-        pos = 0
-        while True:
-            stop = pos + window
-            if stop < end:
-                i = find(needle, pos, stop)
-                if i < 0:
-                    pos = stop - back
-                    continue
-            else:
-                i = find(needle, pos, end)
-                if i < 0:
-                    return starts, raws
-            ls = rfind(b"\n", 0, i) + 1
-            pos = find(b"\n", i, end + 1)
-            add_start(ls)
-            add_raw(data[ls:pos])
+        return _lines_containing(data, end, _RUN_EVENT)
 
     def _ingest_all(self, state: _FileState, data: bytes, end: int, base_pos: int) -> None:
         """:meth:`_ingest` decoding every line (invalid lines are skipped with a warning naming ``file:line``)."""
@@ -1464,11 +1428,7 @@ class Journal:
         if event in LIFE_EVENTS:
             kind = _life_of(head)
             if kind is not None and head.schedule:
-                effect = (kind, parse_utc(head.ts))
-                schedule = sys.intern(head.schedule)
-                entry = self._schedule(schedule)
-                entry.life = _life_then(entry.life, effect)
-                state.life[schedule] = _life_then(state.life.get(schedule), effect)  # type: ignore[assignment]
+                self._fold_life(state, sys.intern(head.schedule), (kind, parse_utc(head.ts)))
             return
         if event in ("run_skipped", "run_missed"):
             if head.schedule and head.scheduled_for is not None:
@@ -1645,8 +1605,9 @@ class Journal:
         """What the journal's life events say about whether ``schedule_id`` runs: (False, when) it stopped running
         then (``schedule_paused``, ``schedule_removed``, ``schedule_loaded`` with ``enabled`` false), (True, when)
         it runs again since then (``schedule_resumed``, or ``schedule_loaded`` with ``enabled`` after it had
-        stopped); None when they say nothing (no such event, or only loads of a schedule that ran). Instants aware UTC. The runner seeds missed-fire detection with it (SPEC 3.3: a paused
-        schedule records no missed fires and resumes from now)."""
+        stopped); None when they say nothing (no such event, or only loads of a schedule that ran). Instants aware
+        UTC. The runner seeds missed-fire detection with it (SPEC 3.3: a paused schedule records no missed fires
+        and resumes from now)."""
         with self._lock:
             self.refresh()
             entry = self._schedules.get(schedule_id)
@@ -1861,6 +1822,41 @@ class Journal:
         self._runs = {rid: run for rid, run in self._runs.items() if run.positions[0] >> _OFFSET_BITS >= cutoff}
         for entry in self._schedules.values():
             entry.runs = [run for run in entry.runs if run.positions[0] >> _OFFSET_BITS >= cutoff]
+
+
+def _lines_containing(data: bytes, end: int, needle: bytes) -> tuple[list[int], list[bytes]]:
+    """Start offsets and bytes (without the newline) of the lines of ``data[:end + 1]`` that contain
+    ``needle``, in order."""
+    find = data.find
+    rfind = data.rfind
+    starts: list[int] = []
+    raws: list[bytes] = []
+    add_start = starts.append
+    add_raw = raws.append
+    # Searched in windows: CPython sets up its two-way search per call on a long haystack (the rest of the
+    # chunk), more than the search itself costs between two matches; in a short one it does not.
+    window = max(_FIND_WINDOW, 2 * len(needle))  # (each window holds a whole match and moves on)
+    back = len(needle) - 1  # a match may straddle a window's end
+    # Where the first match is, in one call: for a needle most chunks lack (a schedule's event) that is the
+    # whole search, and one long search costs less than its windows.
+    pos = find(needle, 0, end)
+    if pos < 0:
+        return starts, raws
+    while True:
+        stop = pos + window
+        if stop < end:
+            i = find(needle, pos, stop)
+            if i < 0:
+                pos = stop - back
+                continue
+        else:
+            i = find(needle, pos, end)
+            if i < 0:
+                return starts, raws
+        ls = rfind(b"\n", 0, i) + 1
+        pos = find(b"\n", i, end + 1)
+        add_start(ls)
+        add_raw(data[ls:pos])
 
 
 def _entry_of(state: _FileState, st: os.stat_result, tail: bytes, runs: dict[str, list[_Run]],

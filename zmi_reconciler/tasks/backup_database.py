@@ -16,8 +16,9 @@ How a backup is made (never a plain copy of the live file, which may be mid-writ
 Names: ``naming: weekday`` -> ``zmi-mon.zip`` .. ``zmi-sun.zip`` by the run's local date (server zone), a
 7-file rotation as the ZMI Server does; ``naming: timestamp`` -> ``zmi-<schedule>-20261129T040000Z.zip`` (UTC;
 a second backup of the schedule within the same second gets ``-2``, ``-3``, ... before ``.zip`` instead of
-replacing the first) and only the newest ``keep`` timestamped files *of that schedule* stay: an on-demand schedule's backups are never
-rotated away by another schedule's. (Ids are lower case, the stamp's T and Z upper case: names cannot clash.)
+replacing the first) and only the newest ``keep`` timestamped files *of that schedule* stay: an on-demand
+schedule's backups are never rotated away by another schedule's. (Ids are lower case, the stamp's T and Z upper
+case: names cannot clash.)
 Timestamped files without a schedule (``zmi-<UTC>.zip``, written before 2026-11-30) are never deleted.
 
 :func:`verify_backup_zip` and :func:`extract_database` are shared with ``zmi-reconciler restore``.
